@@ -1,0 +1,120 @@
+"""Request bodies streamed from a slice of a file on disk, with a stall watchdog.
+
+How it works: :class:`FileSlicePayload` is an aiohttp payload of known size that reads
+``(offset, length)`` of a file with aiofiles in small blocks and writes each block to the
+connection, so a chunk is never held whole in memory and the event loop never blocks on
+disk. Each write must drain within the stall timeout, else the attempt fails with a
+:class:`~kore_models.errors.StallError` (aiohttp has no write timeout of its own). Before
+the first read the file's size and mtime are compared with what the upload planned for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+from aiohttp import MultipartWriter
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
+
+from .errors import FileChangedError, StallError
+
+__all__ = ["FileSlice", "FileSlicePayload", "build_chunk_form"]
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """``length`` bytes of ``path`` from ``offset``; the file must still have ``file_size``."""
+
+    path: Path
+    offset: int
+    length: int
+    file_size: int | None = None
+    mtime_ns: int | None = None
+
+    def check_unchanged(self, stat: os.stat_result) -> None:
+        """Raise FileChangedError when the file no longer matches the plan."""
+        if self.file_size is not None and stat.st_size != self.file_size:
+            raise FileChangedError(
+                f"{self.path} changed size during the upload "
+                f"({self.file_size} -> {stat.st_size} bytes); the import was stopped"
+            )
+        if self.mtime_ns is not None and stat.st_mtime_ns != self.mtime_ns:
+            raise FileChangedError(
+                f"{self.path} was modified during the upload; the import was stopped"
+            )
+
+
+class FileSlicePayload(Payload):
+    """An aiohttp payload that streams one :class:`FileSlice` block by block."""
+
+    def __init__(
+        self,
+        source: FileSlice,
+        *,
+        block_size: int,
+        stall_timeout: float,
+        on_bytes: Callable[[int], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(source, content_type="application/octet-stream", **kwargs)
+        self._source = source
+        self._size = source.length
+        self._block_size = block_size
+        self._stall_timeout = stall_timeout
+        self._on_bytes = on_bytes
+        self.error: BaseException | None = None
+        self.bytes_sent = 0
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Not meaningful for binary slices; present because aiohttp requires it."""
+        return f"<{self._source.length} bytes of {self._source.path.name}>"
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Stream the slice to ``writer``; record any failure in ``self.error``."""
+        try:
+            await self._stream(writer)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self.error = exc
+            raise
+
+    async def _stream(self, writer: AbstractStreamWriter) -> None:
+        src = self._source
+        async with aiofiles.open(src.path, "rb") as handle:
+            src.check_unchanged(os.fstat(handle.fileno()))
+            await handle.seek(src.offset)
+            remaining = src.length
+            while remaining:
+                block = await handle.read(min(self._block_size, remaining))
+                if not block:
+                    raise FileChangedError(
+                        f"{src.path} is shorter than planned (ended at byte "
+                        f"{src.offset + src.length - remaining}); the import was stopped"
+                    )
+                try:
+                    async with asyncio.timeout(self._stall_timeout):
+                        await writer.write(block)
+                except TimeoutError:
+                    raise StallError(
+                        f"no bytes moved for {self._stall_timeout:g}s while sending"
+                    ) from None
+                remaining -= len(block)
+                self.bytes_sent += len(block)
+                if self._on_bytes is not None:
+                    self._on_bytes(len(block))
+
+
+def build_chunk_form(chunk_number: int, file_part: Payload, *, filename: str) -> MultipartWriter:
+    """The documented multipart body: parts ``file`` and ``chunkNumber`` (a decimal string)."""
+    form = MultipartWriter("form-data")
+    form.append_payload(file_part).set_content_disposition(
+        "form-data", name="file", filename=filename
+    )
+    form.append(str(chunk_number)).set_content_disposition("form-data", name="chunkNumber")
+    return form

@@ -1,0 +1,256 @@
+"""The transport: one aiohttp session, the x-api-key header, error mapping, and retries.
+
+How it works: :class:`Transport` owns an ``aiohttp.ClientSession`` (or borrows one the
+caller injected, which it never closes). Every call goes through :meth:`Transport.request`,
+which builds the URL from encoded path segments, adds the key only for the API's own
+origin, reads the whole (small) JSON response before deciding, maps aiohttp and asyncio
+failures to :mod:`kore_models.errors`, and lets :mod:`kore_models._retry` decide about
+retrying. Timeouts are connect and idle-read timeouts, never a total on transfers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
+from .errors import (
+    REQUEST_ID_HEADERS,
+    ConfigurationError,
+    KoreConnectionError,
+    KoreError,
+    KoreTimeoutError,
+    ResponseValidationError,
+    error_from_response,
+    redact,
+)
+from .settings import Settings
+
+__all__ = ["ApiResponse", "BodyFactory", "Transport", "encode_segment", "same_origin"]
+
+log = logging.getLogger("kore_models.http")
+
+BodyFactory = Callable[[], tuple[Any, Any]]
+"""Called once per attempt: returns ``(aiohttp data, payload to check for errors or None)``."""
+
+_FORBIDDEN_SEGMENTS = {"", ".", ".."}
+
+
+def encode_segment(value: str, *, what: str) -> str:
+    """Percent-encode one path segment; refuse values that would address another URL."""
+    if not isinstance(value, str) or value.strip() in _FORBIDDEN_SEGMENTS:
+        raise ConfigurationError(f"invalid {what}: {value!r}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ConfigurationError(f"invalid {what}: it contains a control character")
+    return quote(value, safe="")
+
+
+def same_origin(url_a: str, url_b: str) -> bool:
+    """True when both URLs share scheme, host and port (default ports filled in)."""
+    a, b = urlsplit(url_a), urlsplit(url_b)
+
+    def key(parts: Any) -> tuple[str, str, int | None]:
+        default = {"http": 80, "https": 443}.get(parts.scheme)
+        return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+    return key(a) == key(b)
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A parsed 2xx response."""
+
+    data: Any
+    status: int
+    request_id: str | None
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        if name in headers:
+            return headers[name]
+    return None
+
+
+class Transport:
+    """Sends requests to ``{host}/api/public`` with the key, timeouts and the retry rulebook."""
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession | None = None):
+        self.settings = settings
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self.policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            deadline=settings.retry_deadline,
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+            retry_after_cap=settings.retry_after_cap,
+            sleeps=settings.retry_sleeps,
+        )
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.connect_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"Transport(host={self.settings.host!r})"
+
+    @property
+    def secret(self) -> str:
+        """The API key, for redaction only."""
+        return self.settings.api_key.get_secret_value()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session, created on first use."""
+        if self._closed:
+            raise KoreError("the client is closed; create a new KoreClient")
+        if self._session is None:
+            limit = max(16, self.settings.concurrency + 4)
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self.timeout, raise_for_status=False
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session if we own it; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    def url_for(self, segments: Sequence[str]) -> str:
+        """``{base_url}/seg1/seg2`` with each segment already encoded."""
+        return self.settings.base_url + "/" + "/".join(segments)
+
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The key header, only when ``url`` is on the API's own origin."""
+        if same_origin(url, self.settings.host):
+            return {"x-api-key": self.secret}
+        return {}
+
+    async def request(
+        self,
+        method: str,
+        segments: Sequence[str],
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        body: BodyFactory | None = None,
+        retry: bool = True,
+        budget: RetryBudget | None = None,
+        on_retry: Callable[[BaseException, float], None] | None = None,
+    ) -> ApiResponse:
+        """Send one API call (retried per the rulebook) and return its parsed JSON."""
+        url = self.url_for(segments)
+
+        async def attempt() -> ApiResponse:
+            return await self._send_once(method, url, json_body, params, body)
+
+        return await call_with_retry(
+            attempt,
+            self.policy,
+            budget=budget,
+            on_retry=on_retry,
+            retry=retry,
+            describe=f"{method} {url}",
+        )
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        json_body: Any,
+        params: Mapping[str, str] | None,
+        body: BodyFactory | None,
+    ) -> ApiResponse:
+        headers = {"Accept": "application/json", **self.auth_headers(url)}
+        data: Any = None
+        watched: Any = None
+        if body is not None:
+            data, watched = body()
+        elif json_body is not None:
+            data = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        log.debug("-> %s %s", method, url)
+        try:
+            async with self.session.request(
+                method,
+                URL(url, encoded=True),
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+            ) as resp:
+                text = await resp.text(errors="replace")
+                status = resp.status
+                resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            failure = getattr(watched, "error", None)
+            if isinstance(failure, KoreError):
+                raise failure from None
+            raise self._map_transport_error(exc, method, url) from None
+        request_id = _request_id(resp_headers)
+        log.debug("<- %s %s %d (request id %s)", method, url, status, request_id)
+        if status >= 400 or status < 200:
+            raise error_from_response(
+                status_code=status,
+                headers=resp_headers,
+                text=text,
+                method=method,
+                url=url,
+                retry_after=parse_retry_after(resp_headers.get("retry-after")),
+                secret=self.secret,
+            )
+        return ApiResponse(
+            data=self._parse_json(text, request_id), status=status, request_id=request_id
+        )
+
+    def _parse_json(self, text: str, request_id: str | None) -> Any:
+        if not text.strip():
+            raise ResponseValidationError(
+                "the server returned an empty body where JSON was expected", request_id=request_id
+            )
+        try:
+            return json.loads(text)
+        except ValueError:
+            snippet = redact(text.strip()[:120], self.secret)
+            kind = "an HTML page" if snippet.lower().startswith(("<!doctype", "<html")) else "text"
+            raise ResponseValidationError(
+                f"the server returned {kind}, not JSON: {snippet!r}",
+                body=snippet,
+                request_id=request_id,
+            ) from None
+
+    def _map_transport_error(self, exc: BaseException, method: str, url: str) -> KoreError:
+        if isinstance(exc, KoreError):
+            return exc
+        detail = redact(str(exc) or type(exc).__name__, self.secret)
+        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+            return KoreTimeoutError(f"{method} {url}: timed out ({detail})", method=method, url=url)
+        if isinstance(exc, (aiohttp.ClientError, OSError)):
+            return KoreConnectionError(
+                f"{method} {url}: connection failed ({detail})", method=method, url=url
+            )
+        if isinstance(exc, Exception):
+            return KoreConnectionError(
+                f"{method} {url}: request failed ({type(exc).__name__}: {detail})",
+                method=method,
+                url=url,
+            )
+        raise exc
