@@ -14,8 +14,9 @@ from typing import Any
 import aiohttp
 
 from ._http import Transport
-from .resources import DockStatusAPI, FilesAPI, ModelsAPI
+from .resources import FilesAPI
 from .settings import Settings
+from .verbs import DockStatus, Models
 
 __all__ = ["KoreClient"]
 
@@ -65,8 +66,8 @@ class KoreClient:
         self.settings = settings
         self._transport = Transport(settings, session)
         self.files = FilesAPI(self._transport)
-        self.models = ModelsAPI(self._transport)
-        self.dock_status = DockStatusAPI(self._transport)
+        self.dock_status = DockStatus(self._transport)
+        self.models = Models(self._transport, self.files, self.dock_status)
 
     def __repr__(self) -> str:
         return f"KoreClient(host={self.settings.host!r})"

@@ -1,0 +1,205 @@
+"""The crash-safe resume journal of one import, and the file fingerprint it trusts.
+
+How it works: one small JSON file per (host, absolute path) under the state folder
+records the session id, its expiry, the chunk plan, a fingerprint of the file (size,
+mtime and a SHA-256 of sampled blocks) and the chunks the server acknowledged. Every
+save writes a temporary file, fsyncs it and renames it over the old one, so a crash
+leaves either the old or the new journal, never half of one. Saves run in a thread and
+coalesce: while one is being written, later changes wait and go out together. The
+journal never holds the API key. A journal that cannot be parsed is set aside (renamed
+``*.corrupt``) and the import starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError
+
+__all__ = ["Fingerprint", "Journal", "JournalRecord", "fingerprint_file", "journal_path"]
+
+log = logging.getLogger("kore_models.journal")
+JOURNAL_VERSION = 1
+_SAMPLE_BLOCK = 64 * 1024
+_SAMPLES = 16
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Size, mtime and a digest of sampled blocks: cheap, and catches most edits."""
+
+    size: int
+    mtime_ns: int
+    sampled_sha256: str
+
+
+def fingerprint_file(path: Path) -> Fingerprint:
+    """Fingerprint ``path`` (blocking: call it in a thread)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        stat = os.fstat(fd)
+        digest = hashlib.sha256()
+        size = stat.st_size
+        if size <= _SAMPLE_BLOCK * _SAMPLES:
+            offsets = list(range(0, size, _SAMPLE_BLOCK))
+        else:
+            step = (size - _SAMPLE_BLOCK) // (_SAMPLES - 1)
+            offsets = [i * step for i in range(_SAMPLES)]
+        for offset in offsets:
+            digest.update(os.pread(fd, _SAMPLE_BLOCK, offset))
+        return Fingerprint(size=size, mtime_ns=stat.st_mtime_ns, sampled_sha256=digest.hexdigest())
+    finally:
+        os.close(fd)
+
+
+def journal_path(state_dir: Path, host: str, file_path: Path) -> Path:
+    """Where the journal of importing ``file_path`` to ``host`` lives."""
+    key = hashlib.sha256(f"{host}\n{file_path.resolve()}".encode()).hexdigest()[:32]
+    return state_dir / "journals" / f"{key}.json"
+
+
+@dataclass
+class JournalRecord:
+    """What a resumed import needs to know."""
+
+    host: str
+    file_path: str
+    fingerprint: Fingerprint
+    chunk_size: int
+    total_chunks: int
+    is_adapter: bool
+    session_id: str
+    model_id: str | None = None
+    expires_at: str | None = None
+    acknowledged: set[int] = field(default_factory=set)
+    dock_status_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document written to disk."""
+        data = asdict(self)
+        data["acknowledged"] = sorted(self.acknowledged)
+        data["version"] = JOURNAL_VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> JournalRecord:
+        """Parse a journal document; raise JournalError when it does not fit."""
+        try:
+            if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION:
+                raise ValueError("unknown journal version")
+            fp = data["fingerprint"]
+            acknowledged = {int(n) for n in data.get("acknowledged", [])}
+            record = cls(
+                host=str(data["host"]),
+                file_path=str(data["file_path"]),
+                fingerprint=Fingerprint(
+                    size=int(fp["size"]),
+                    mtime_ns=int(fp["mtime_ns"]),
+                    sampled_sha256=str(fp["sampled_sha256"]),
+                ),
+                chunk_size=int(data["chunk_size"]),
+                total_chunks=int(data["total_chunks"]),
+                is_adapter=bool(data["is_adapter"]),
+                session_id=str(data["session_id"]),
+                model_id=data.get("model_id"),
+                expires_at=data.get("expires_at"),
+                acknowledged=acknowledged,
+                dock_status_id=data.get("dock_status_id"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JournalError(f"the journal does not fit the expected shape: {exc}") from None
+        if any(n < 0 or n >= record.total_chunks for n in record.acknowledged):
+            raise JournalError("the journal lists chunk numbers outside the plan")
+        return record
+
+    def expired(self, now: datetime, margin_seconds: float = 60.0) -> bool:
+        """True when the session expires within ``margin_seconds`` (unknown expiry: never)."""
+        if not self.expires_at:
+            return False
+        try:
+            when = datetime.fromisoformat(self.expires_at.replace("Z", "+00:00"))
+        except ValueError:
+            return True
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return (when - now).total_seconds() < margin_seconds
+
+
+class Journal:
+    """Loads, updates and atomically saves one :class:`JournalRecord`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.record: JournalRecord | None = None
+        self._lock = asyncio.Lock()
+        self._dirty = False
+
+    def load(self) -> JournalRecord | None:
+        """Read the journal (blocking, small); a corrupt one is set aside and None returned."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
+        try:
+            return JournalRecord.from_json(json.loads(text))
+        except (ValueError, JournalError) as exc:
+            aside = self.path.with_suffix(".corrupt")
+            log.warning(
+                "the resume journal %s is unusable (%s); moved to %s", self.path, exc, aside
+            )
+            with contextlib.suppress(OSError):
+                os.replace(self.path, aside)
+            return None
+
+    def _write(self, document: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, separators=(",", ":"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    async def save(self) -> None:
+        """Write the current record atomically; concurrent calls coalesce."""
+        if self.record is None:
+            return
+        self._dirty = True
+        async with self._lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            document = self.record.to_json()
+            try:
+                await asyncio.to_thread(self._write, document)
+            except OSError as exc:
+                raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+
+    def save_now(self) -> None:
+        """Blocking save, for cancellation paths where awaiting is not possible."""
+        if self.record is not None:
+            try:
+                self._write(self.record.to_json())
+            except OSError as exc:
+                log.warning("cannot write the journal %s: %s", self.path, exc)
+
+    def discard(self) -> None:
+        """Remove the journal (the import finished, or its session is gone)."""
+        self.record = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot remove the journal %s: %s", self.path, exc)
