@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiofiles
+from aiofiles.threadpool.binary import AsyncBufferedReader
 from aiohttp import MultipartWriter
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
@@ -75,6 +76,23 @@ class FileSlicePayload(Payload):
         """Not meaningful for binary slices; present because aiohttp requires it."""
         return f"<{self._source.length} bytes of {self._source.path.name}>"
 
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        """The slice's bytes, read from disk (``MultipartWriter.as_bytes`` calls this).
+
+        aiohttp's default would encode :meth:`decode`, a placeholder, not the content.
+        """
+        src = self._source
+        async with aiofiles.open(src.path, "rb") as handle:
+            src.check_unchanged(os.fstat(handle.fileno()))
+            await handle.seek(src.offset)
+            data = await handle.read(src.length)
+        if len(data) != src.length:
+            raise FileChangedError(
+                f"{src.path} is shorter than planned (ended at byte {src.offset + len(data)}); "
+                "the import was stopped"
+            )
+        return data
+
     async def write(self, writer: AbstractStreamWriter) -> None:
         """Stream the slice to ``writer``; record any failure in ``self.error``."""
         try:
@@ -86,7 +104,8 @@ class FileSlicePayload(Payload):
 
     async def _stream(self, writer: AbstractStreamWriter) -> None:
         src = self._source
-        async with aiofiles.open(src.path, "rb") as handle:
+        handle = await _open_for_reading(src.path)
+        try:
             src.check_unchanged(os.fstat(handle.fileno()))
             await handle.seek(src.offset)
             remaining = src.length
@@ -108,6 +127,33 @@ class FileSlicePayload(Payload):
                 self.bytes_sent += len(block)
                 if self._on_bytes is not None:
                     self._on_bytes(len(block))
+        finally:
+            # Shielded, so that a cancelled upload still closes its file handle.
+            await asyncio.shield(handle.close())
+
+
+async def _open_for_reading(path: Path) -> AsyncBufferedReader:
+    """Open ``path`` with aiofiles; if the caller is cancelled meanwhile, close it anyway."""
+    opening = asyncio.ensure_future(_open(path))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+async def _open(path: Path) -> AsyncBufferedReader:
+    return await aiofiles.open(path, "rb")
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _close_opened(opening: asyncio.Future[AsyncBufferedReader]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        closing = asyncio.ensure_future(opening.result().close())
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
 
 
 def build_chunk_form(chunk_number: int, file_part: Payload, *, filename: str) -> MultipartWriter:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,6 +143,7 @@ class Journal:
         self.record: JournalRecord | None = None
         self._lock = asyncio.Lock()
         self._dirty = False
+        self._inflight: asyncio.Future[None] | None = None
 
     def load(self) -> JournalRecord | None:
         """Read the journal (blocking, small); a corrupt one is set aside and None returned."""
@@ -164,12 +166,17 @@ class Journal:
 
     def _write(self, document: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, separators=(",", ":"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     async def save(self) -> None:
         """Write the current record atomically; concurrent calls coalesce."""
@@ -177,12 +184,17 @@ class Journal:
             return
         self._dirty = True
         async with self._lock:
-            if not self._dirty:
+            if self._inflight is not None and not self._inflight.done():
+                # A save cancelled earlier left its write running: let it land first.
+                await asyncio.shield(self._inflight)
+            if not self._dirty or self.record is None:
                 return
             self._dirty = False
             document = self.record.to_json()
+            # Shielded: a cancelled caller must not abandon a write half-way in its thread.
+            self._inflight = asyncio.ensure_future(asyncio.to_thread(self._write, document))
             try:
-                await asyncio.to_thread(self._write, document)
+                await asyncio.shield(self._inflight)
             except OSError as exc:
                 raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
 

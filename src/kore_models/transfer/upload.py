@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import stat as stat_module
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from ..errors import (
     GoneError,
     JobFailedError,
     KoreError,
-    LocalFileError,
     NotFoundError,
     UploadError,
 )
@@ -52,6 +50,7 @@ from ..resources.files import FilesAPI
 from ..settings import Settings
 from ..types import JobDocument
 from .journal import Fingerprint, Journal, JournalRecord, fingerprint_file, journal_path
+from .localfile import check_local_file, file_extension
 from .plan import Chunk, ChunkPlan, plan_chunks
 from .poll import PollPolicy, wait_for_job
 from .progress import Phase, ProgressCallback, ProgressTracker
@@ -82,36 +81,6 @@ class ImportResult:
 
 class _SessionGone(Exception):
     """The upload session expired or was forgotten by the server."""
-
-
-def check_local_file(path: Path) -> int:
-    """Return the size of ``path``, or raise LocalFileError saying why it cannot be sent."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise LocalFileError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise LocalFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if stat_module.S_ISDIR(info.st_mode):
-        raise LocalFileError(f"{path}: is a directory; give the model archive file")
-    if not stat_module.S_ISREG(info.st_mode):
-        raise LocalFileError(f"{path}: is not a regular file")
-    if info.st_size == 0:
-        raise LocalFileError(f"{path}: is empty (0 bytes); nothing to import")
-    try:
-        with open(path, "rb") as handle:
-            handle.read(1)
-    except OSError as exc:
-        raise LocalFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    return info.st_size
-
-
-def _extension(path: Path) -> str:
-    name = path.name.lower()
-    for double in (".tar.gz", ".tar.bz2", ".tar.xz"):
-        if name.endswith(double):
-            return double[1:]
-    return path.suffix[1:] or "bin"
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -190,7 +159,7 @@ class _Upload:
         session = await self.files.start_session(
             file_context="model",
             total_chunks=self.plan.total_chunks,
-            file_extension=_extension(self.path),
+            file_extension=file_extension(self.path),
             file_name=self.path.name,
             file_size=self.plan.file_size,
             is_adapter=self.is_adapter,
