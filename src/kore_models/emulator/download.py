@@ -1,0 +1,104 @@
+"""Export download route: token-authorised, Range-aware, paced streaming of model bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+
+from aiohttp import web
+
+from . import jobs
+from .errors import ApiError
+from .faults import STATE
+from .ingest import Pacer
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Inclusive (start, end) for a single `bytes=` range; None = whole file; 416 if bad."""
+    if header is None:
+        return None
+    m = _RANGE_RE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        raise _unsatisfiable(size)
+    first, last = m.group(1), m.group(2)
+    if not first:  # suffix range: last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise _unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> ApiError:
+    return ApiError(
+        416,
+        "RANGE_NOT_SATISFIABLE",
+        "requested range not satisfiable",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+async def download_export(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    job = state.store.get_job(request.match_info["job_id"])
+    if job is None or job.action != "EXPORT":
+        raise ApiError(404, "EXPORT_NOT_FOUND", "export not found")
+    token = request.query.get("token", "")
+    if not job.token or not hmac.compare_digest(token.encode(), job.token.encode()):
+        raise ApiError(403, "INVALID_TOKEN", "missing or invalid download token")
+    status, _ = jobs.job_status(job, state.now())
+    if status != "SUCCESS":
+        raise ApiError(409, "EXPORT_NOT_READY", f"export job is {status}")
+    path = state.store.model_path(job.model_id)
+    model = state.store.get_model(job.model_id)
+    if model is None or not path.exists():
+        raise ApiError(404, "EXPORT_NOT_FOUND", "exported file is gone")
+    size = path.stat().st_size
+    rng = parse_range(request.headers.get("Range"), size)
+    start, end = rng if rng is not None else (0, size - 1)
+    length = end - start + 1 if size else 0
+    resp = web.StreamResponse(status=206 if rng is not None else 200)
+    resp.content_type = "application/octet-stream"
+    resp.content_length = length
+    resp.headers["Accept-Ranges"] = "bytes"
+    resp.headers["Content-Disposition"] = f'attachment; filename="{model.file_name}"'
+    if model.sha256:
+        resp.headers["x-emulator-sha256"] = model.sha256
+    if rng is not None:
+        resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
+    reset_after: int | None = request.get("reset_after")
+    if reset_after is not None and reset_after < 0:
+        reset_after = length // 2
+    pacer = Pacer(state.config.throughput_bytes_per_second)
+    sent = 0
+    fh = await asyncio.to_thread(open, path, "rb")
+    try:
+        await asyncio.to_thread(fh.seek, start)
+        while sent < length:
+            want = min(pacer.block, length - sent)
+            if reset_after is not None:
+                want = min(want, reset_after - sent)
+                if want <= 0:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
+            data = await asyncio.to_thread(fh.read, want)
+            if not data:
+                break
+            await resp.write(data)
+            sent += len(data)
+            await pacer.account(len(data))
+    finally:
+        await asyncio.to_thread(fh.close)
+    await resp.write_eof()
+    return resp

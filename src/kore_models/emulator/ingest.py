@@ -1,0 +1,213 @@
+"""Streaming multipart parser for chunk uploads, throughput pacing, assembly and archive checks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import tarfile
+import zipfile
+from collections.abc import AsyncIterator
+from email.message import Message
+from pathlib import Path
+
+from aiohttp import StreamReader
+
+from .errors import ApiError
+
+READ_SIZE = 4 << 20
+MAX_HEADER_BYTES = 16 * 1024
+_BOUNDARY_RE = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+
+
+class Pacer:
+    """Token-bucket style pacing: keeps bytes/elapsed at or below rate."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.total = 0
+        self.start = asyncio.get_running_loop().time()
+
+    @property
+    def block(self) -> int:
+        if not self.rate:
+            return READ_SIZE
+        return int(min(READ_SIZE, max(4096, self.rate / 20)))
+
+    async def account(self, n: int) -> None:
+        self.total += n
+        if not self.rate:
+            return
+        ahead = self.total / self.rate - (asyncio.get_running_loop().time() - self.start)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
+
+def boundary_from(content_type: str) -> bytes | None:
+    """The multipart boundary from any Content-Type (curl sends application/json; boundary=…)."""
+    m = _BOUNDARY_RE.search(content_type or "")
+    if not m:
+        return None
+    return (m.group(1) or m.group(2)).encode("latin-1")
+
+
+def part_name(headers: bytes) -> tuple[str | None, str | None]:
+    """(name, filename) from a part's Content-Disposition (form-data or attachment)."""
+    msg = Message()
+    for line in headers.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "content-disposition":
+            msg["content-disposition"] = value.strip()
+    name = msg.get_param("name", header="content-disposition")
+    filename = msg.get_param("filename", header="content-disposition")
+    return (
+        name if isinstance(name, str) else None,
+        filename if isinstance(filename, str) else None,
+    )
+
+
+class MultipartStream:
+    """Reads multipart parts from a raw body stream without buffering whole parts."""
+
+    def __init__(self, content: StreamReader, boundary: bytes | None, pacer: Pacer) -> None:
+        self._content = content
+        self._boundary = boundary
+        self._pacer = pacer
+        self._buf = b""
+        self._done = False
+        self._in_body = False
+        self._started = False
+
+    async def _fill(self) -> bool:
+        data = await self._content.read(self._pacer.block)
+        if not data:
+            return False
+        await self._pacer.account(len(data))
+        self._buf = self._buf + data if self._buf else data
+        return True
+
+    async def _need(self, n: int) -> None:
+        while len(self._buf) < n:
+            if not await self._fill():
+                raise ApiError(400, "BAD_MULTIPART", "multipart body ended unexpectedly")
+
+    async def _start(self) -> None:
+        await self._need(2)
+        if self._boundary is None:
+            # No boundary parameter at all: take it from the body's first line.
+            while b"\r\n" not in self._buf and len(self._buf) < 256:
+                await self._need(len(self._buf) + 1)
+            first = self._buf.split(b"\r\n", 1)[0]
+            if not first.startswith(b"--") or len(first) < 3:
+                raise ApiError(400, "BAD_MULTIPART", "body is not multipart/form-data")
+            self._boundary = first[2:].rstrip()
+        delim = b"--" + self._boundary
+        while True:
+            idx = self._buf.find(delim)
+            if idx >= 0:
+                self._buf = self._buf[idx + len(delim) :]
+                return
+            if len(self._buf) > 64 * 1024:
+                raise ApiError(400, "BAD_MULTIPART", "multipart boundary not found")
+            if not await self._fill():
+                raise ApiError(400, "BAD_MULTIPART", "multipart boundary not found")
+
+    async def _after_delimiter(self) -> bool:
+        """Consume what follows a delimiter; True if another part follows."""
+        await self._need(2)
+        if self._buf.startswith(b"--"):
+            self._done = True
+            return False
+        while self._buf[:1] in (b" ", b"\t"):
+            self._buf = self._buf[1:]
+            await self._need(2)
+        if not self._buf.startswith(b"\r\n"):
+            raise ApiError(400, "BAD_MULTIPART", "malformed multipart delimiter")
+        self._buf = self._buf[2:]
+        return True
+
+    async def next_part(self) -> tuple[str | None, str | None] | None:
+        """Advance to the next part; return (name, filename) or None at the end."""
+        if self._done:
+            return None
+        if not self._started:
+            self._started = True
+            await self._start()
+            if not await self._after_delimiter():
+                return None
+        elif self._in_body:
+            async for _ in self.iter_body():
+                pass
+            if self._done:
+                return None
+        while True:
+            if self._buf.startswith(b"\r\n"):
+                headers, self._buf = b"", self._buf[2:]
+                break
+            idx = self._buf.find(b"\r\n\r\n")
+            if idx >= 0:
+                headers, self._buf = self._buf[:idx], self._buf[idx + 4 :]
+                break
+            if len(self._buf) > MAX_HEADER_BYTES:
+                raise ApiError(400, "BAD_MULTIPART", "multipart part headers too large")
+            await self._need(len(self._buf) + 1)
+        self._in_body = True
+        return part_name(headers)
+
+    async def iter_body(self) -> AsyncIterator[memoryview]:
+        """Yield the current part's bytes in blocks until its closing delimiter."""
+        assert self._boundary is not None
+        marker = b"\r\n--" + self._boundary
+        keep = len(marker) - 1
+        while self._in_body:
+            idx = self._buf.find(marker)
+            if idx >= 0:
+                if idx:
+                    yield memoryview(self._buf)[:idx]
+                self._buf = self._buf[idx + len(marker) :]
+                self._in_body = False
+                await self._after_delimiter()
+                return
+            if len(self._buf) > keep:
+                yield memoryview(self._buf)[: len(self._buf) - keep]
+                self._buf = self._buf[len(self._buf) - keep :]
+            if not await self._fill():
+                raise ApiError(400, "BAD_MULTIPART", "multipart body ended inside a part")
+
+
+# ---- assembly and validation (run in worker threads) ----------------------------------
+
+
+def assemble(parts: list[Path], dest: Path) -> tuple[int, str]:
+    """Concatenate chunk files into dest atomically; return (size, sha256 hex)."""
+    digest = hashlib.sha256()
+    size = 0
+    tmp = dest.with_name(dest.name + ".tmp")
+    buf = bytearray(READ_SIZE)
+    view = memoryview(buf)
+    with open(tmp, "wb") as out:
+        for path in parts:
+            with open(path, "rb") as src:
+                while n := src.readinto(buf):
+                    digest.update(view[:n])
+                    out.write(view[:n])
+                    size += n
+    os.replace(tmp, dest)
+    return size, digest.hexdigest()
+
+
+def archive_problem(path: Path) -> str | None:
+    """None if path is a readable zip or tar (optionally compressed) archive, else why not."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                if not zf.namelist():
+                    return "zip archive is empty"
+            return None
+        with tarfile.open(path, "r:*") as tf:
+            if tf.next() is None:
+                return "tar archive is empty"
+        return None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"import validation failed: not a valid tar or zip archive ({exc})"
