@@ -3,8 +3,10 @@
 How it works: one small JSON file per (host, absolute path) under the state folder
 records the session id, its expiry, the chunk plan, a fingerprint of the file (size,
 mtime and a SHA-256 of sampled blocks) and the chunks the server acknowledged. Every
-save writes a temporary file, fsyncs it and renames it over the old one, so a crash
-leaves either the old or the new journal, never half of one. Saves run in a thread and
+save writes a temporary file and renames it over the old one, so a crash leaves either
+the old or the new journal, never half of one. Saves that matter after a power loss (the
+new session, the completion) are fsynced; the per-chunk saves are not (a lost one only
+means that chunk is sent again), which keeps them cheap. Saves run in a thread and
 coalesce: while one is being written, later changes wait and go out together. The
 journal never holds the API key. A journal that cannot be parsed is set aside (renamed
 ``*.corrupt``) and the import starts afresh.
@@ -164,22 +166,23 @@ class Journal:
                 os.replace(self.path, aside)
             return None
 
-    def _write(self, document: dict[str, Any]) -> None:
+    def _write(self, document: dict[str, Any], durable: bool = True) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(document, handle, separators=(",", ":"))
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
 
-    async def save(self) -> None:
-        """Write the current record atomically; concurrent calls coalesce."""
+    async def save(self, *, durable: bool = False) -> None:
+        """Write the current record atomically (fsynced if ``durable``); calls coalesce."""
         if self.record is None:
             return
         self._dirty = True
@@ -192,7 +195,9 @@ class Journal:
             self._dirty = False
             document = self.record.to_json()
             # Shielded: a cancelled caller must not abandon a write half-way in its thread.
-            self._inflight = asyncio.ensure_future(asyncio.to_thread(self._write, document))
+            self._inflight = asyncio.ensure_future(
+                asyncio.to_thread(self._write, document, durable)
+            )
             try:
                 await asyncio.shield(self._inflight)
             except OSError as exc:

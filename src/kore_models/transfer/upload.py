@@ -176,7 +176,7 @@ class _Upload:
             model_id=session.model_id,
             expires_at=expires.isoformat() if expires else None,
         )
-        await self.journal.save()
+        await self.journal.save(durable=True)
         log.info("started session for %s (%d chunks)", self.path.name, self.plan.total_chunks)
 
     async def _flusher(self) -> None:
@@ -395,7 +395,7 @@ async def import_file(
             chunks_resumed = 0
     upload.record.dock_status_id = job.dock_status_id
     upload.record.model_id = job.model_id or upload.record.model_id
-    await journal.save()
+    await journal.save(durable=True)
     session_id = upload.record.session_id
     model_id = upload.record.model_id
     final: JobDocument | None = job
