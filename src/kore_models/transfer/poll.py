@@ -99,9 +99,10 @@ async def wait_for_job(
     """Poll until the job ends: return the SUCCESS document, raise on FAILED or deadline.
 
     ``first`` is a document already in hand (e.g. from complete); if it is terminal no
-    request is made.
+    request is made, unless it is a FAILED one without a reason (complete's short document
+    carries none): then the job's full document is fetched once, for the server's message.
     """
-    if first is not None and first.is_terminal:
+    if first is not None and first.is_terminal and not (first.failed and not first.message):
         documents: list[JobDocument] = [first]
     else:
         documents = []
