@@ -194,6 +194,10 @@ class Transport:
                 data=data,
                 headers=headers,
                 timeout=self.timeout,
+                # never follow a redirect: aiohttp would re-send x-api-key to any origin
+                allow_redirects=False,
+                # an injected session may raise on status; the mapping below must decide
+                raise_for_status=False,
             ) as resp:
                 text = await resp.text(errors="replace")
                 status = resp.status
@@ -207,7 +211,7 @@ class Transport:
             raise self._map_transport_error(exc, method, url) from None
         request_id = _request_id(resp_headers)
         log.debug("<- %s %s %d (request id %s)", method, url, status, request_id)
-        if status >= 400 or status < 200:
+        if not 200 <= status < 300:
             raise error_from_response(
                 status_code=status,
                 headers=resp_headers,
@@ -229,7 +233,8 @@ class Transport:
         try:
             return json.loads(text)
         except ValueError:
-            snippet = redact(text.strip()[:120], self.secret)
+            # redact before cutting, so a key straddling the cut cannot leak in part
+            snippet = redact(text.strip(), self.secret)[:120]
             kind = "an HTML page" if snippet.lower().startswith(("<!doctype", "<html")) else "text"
             raise ResponseValidationError(
                 f"the server returned {kind}, not JSON: {snippet!r}",

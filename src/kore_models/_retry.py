@@ -12,6 +12,7 @@ module loops on errors.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import logging
 import random
@@ -58,6 +59,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:  # "-0000" gives a naive datetime; HTTP dates are UTC
+            when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
     if seconds != seconds:  # NaN
         return None
@@ -147,11 +150,14 @@ async def call_with_retry(
     on_retry: Callable[[BaseException, float], None] | None = None,
     retry: bool = True,
     describe: str = "request",
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> T:
     """Run ``operation`` until it succeeds or the rulebook says stop; re-raise the last error.
 
     ``operation`` is called afresh for each attempt, so it must rebuild its request body.
     ``on_retry(error, wait)`` runs before each wait (the uploader rewinds progress there).
+    ``sleep`` replaces ``asyncio.sleep`` for the waits (tests record them); with
+    ``policy.sleeps`` false no wait happens at all.
     """
     if not retry:
         return await operation()
@@ -182,7 +188,7 @@ async def call_with_retry(
         return is_retryable(exc) and not (budget is not None and budget.exhausted)
 
     retrying = AsyncRetrying(
-        sleep=_real_sleep if policy.sleeps else _no_sleep,
+        sleep=(sleep or _real_sleep) if policy.sleeps else _no_sleep,
         retry=retry_if_exception(retryable),
         stop=_StopRule(policy, budget),
         wait=wait,

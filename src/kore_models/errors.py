@@ -37,6 +37,7 @@ reaches an exception, and no exception stores request headers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -325,14 +326,23 @@ def error_from_response(
     """Build the typed error for a non-2xx response (the API key is scrubbed from it)."""
     text = redact(text, secret)
     body = parse_body_text(text)
-    message, code = parse_error_body(body)
+    if isinstance(body, str) and body.lstrip().lower().startswith(("<!doctype", "<html")):
+        # an HTML error page (proxy, gateway) is not a message; name its <title> if any
+        title = re.search(r"<title[^>]*>([^<]*)</title>", body, re.IGNORECASE)
+        label = " ".join(title.group(1).split()) if title else ""
+        message: str | None = "the server returned an HTML page instead of JSON" + (
+            f" ({label})" if label else ""
+        )
+        code = None
+    else:
+        message, code = parse_error_body(body)
     if message is None:
         message = "no error message in the response" if not text.strip() else "unexpected body"
-        if isinstance(body, str) and body.lstrip().lower().startswith(("<!doctype", "<html")):
-            message = "the server returned an HTML page instead of JSON"
     message = message[:_MAX_MESSAGE_CHARS]
     lowered = {k.lower(): v for k, v in headers.items()}
     request_id = next((lowered[h] for h in REQUEST_ID_HEADERS if h in lowered), None)
+    if request_id is not None:
+        request_id = redact(request_id, secret)
     common: dict[str, Any] = {
         "status_code": status_code,
         "request_id": request_id,

@@ -163,6 +163,19 @@ class SessionStarted(_Response):
     )
     model_id: str | None = Field(default=None, validation_alias=AliasChoices("modelId", "model_id"))
 
+    @field_validator("expiration_date", mode="before")
+    @classmethod
+    def _lenient_date(cls, value: Any) -> Any:
+        """An expiry we cannot read is treated as unknown rather than fatal."""
+        if value is None or isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return None
+        return None
+
     @field_validator("session_id", "model_id", mode="before")
     @classmethod
     def _nonempty(cls, value: Any) -> Any:
@@ -221,8 +234,11 @@ class JobDocument(_Response):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        job_id = next((data[k] for k in _JOB_ID_KEYS if isinstance(data.get(k), str)), None)
-        if job_id is not None and job_id.strip():
+        job_id = next(
+            (data[k] for k in _JOB_ID_KEYS if isinstance(data.get(k), str) and data[k].strip()),
+            None,
+        )
+        if job_id is not None:
             data["dock_status_id"] = job_id.strip()
         nested = data.get("response") if isinstance(data.get("response"), dict) else {}
         url = next(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp.payload import BytesPayload
+from pydantic import ValidationError
 
 from .._body import FileSlice, FileSlicePayload, build_chunk_form
 from .._http import Transport, encode_segment
 from .._retry import RetryBudget
+from ..errors import ConfigurationError
 from ..types import ChunkAccepted, JobDocument, SessionStarted, StartSessionRequest
 from ._parse import parse_as
 
@@ -30,14 +32,20 @@ class FilesAPI:
         is_adapter: bool | None = False,
     ) -> SessionStarted:
         """Start a chunked upload session; model context also allocates the model id."""
-        request = StartSessionRequest(
-            file_context=file_context,
-            total_chunks=total_chunks,
-            file_extension=file_extension,
-            file_name=file_name,
-            file_size=file_size,
-            is_adapter=is_adapter,
-        )
+        try:
+            request = StartSessionRequest(
+                file_context=file_context,
+                total_chunks=total_chunks,
+                file_extension=file_extension,
+                file_name=file_name,
+                file_size=file_size,
+                is_adapter=is_adapter,
+            )
+        except ValidationError as exc:  # every library error is a KoreError
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid start-session request: {problems}") from None
         response = await self._transport.request(
             "POST", ["files", "session", "start"], json_body=request.to_api()
         )
@@ -60,7 +68,9 @@ class FilesAPI:
         ``body`` is bytes, or a :class:`FileSlice` streamed from disk on every attempt.
         """
         if isinstance(chunk_number, bool) or not isinstance(chunk_number, int) or chunk_number < 0:
-            raise ValueError(f"chunk_number must be a non-negative int, not {chunk_number!r}")
+            raise ConfigurationError(
+                f"chunk_number must be a non-negative int, not {chunk_number!r}"
+            )
         settings = self._transport.settings
 
         def make_body() -> tuple[object, object]:
