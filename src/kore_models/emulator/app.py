@@ -60,7 +60,9 @@ def _session(state: EmulatorState, session_id: str, *, for_complete: bool) -> Se
         raise ApiError(404, "SESSION_NOT_FOUND", f"upload session {session_id} not found")
     if session.completed:
         job_id = state.store.import_job_id(session.model_id) if session.model_id else None
-        extra = {"dockStatusId": job_id, "modelId": session.model_id} if job_id else {}
+        extra: dict[str, Any] = (
+            {"dockStatusId": job_id, "modelId": session.model_id} if job_id else {}
+        )
         raise ApiError(409, "SESSION_COMPLETED", "upload session is already completed", **extra)
     if session_id in state.completing:
         raise ApiError(409, "SESSION_COMPLETING", "upload session is being completed")

@@ -112,6 +112,10 @@ class ProgressTracker:
     def phase(self, phase: Phase, **changes: Any) -> None:
         """Enter a phase (always emitted); the message is cleared unless one is given."""
         changes.setdefault("message", None)
+        if "bytes_done" in changes:
+            self._window.clear()  # a jump to bytes already sent (a resume) is not speed
+            self.event = replace(self.event, bytes_done=changes.pop("bytes_done"))
+            self._window.append((self._clock(), self.event.bytes_done))
         self.update(phase=phase, **changes)
 
     def add_bytes(self, count: int) -> None:

@@ -20,40 +20,32 @@ How it works:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from .._body import FileSlice
-from .._retry import RetryBudget, is_retryable
 from ..errors import (
-    BadRequestError,
     ConfigurationError,
-    ConflictError,
     FileChangedError,
-    GoneError,
     JobFailedError,
     KoreError,
-    NotFoundError,
     UploadError,
 )
 from ..resources.dock_status import DockStatusAPI
 from ..resources.files import FilesAPI
 from ..settings import Settings
 from ..types import JobDocument
-from .journal import Fingerprint, Journal, JournalRecord, fingerprint_file, journal_path
-from .localfile import check_local_file, file_extension
-from .plan import Chunk, ChunkPlan, plan_chunks
+from .journal import Journal, fingerprint_file, journal_path
+from .localfile import check_local_file
+from .plan import ChunkPlan, plan_chunks
 from .poll import PollPolicy, wait_for_job
 from .progress import Phase, ProgressCallback, ProgressTracker
+from .sender import ChunkSender, SessionGone
 
 __all__ = ["ImportResult", "check_local_file", "import_file"]
 
@@ -77,219 +69,6 @@ class ImportResult:
     seconds: float
     resumed: bool
     job: JobDocument | None
-
-
-class _SessionGone(Exception):
-    """The upload session expired or was forgotten by the server."""
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first real error in a (nested) exception group, cancellations last."""
-    leaves: list[BaseException] = []
-
-    def collect(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                collect(inner)
-        else:
-            leaves.append(exc)
-
-    collect(group)
-    real = [e for e in leaves if not isinstance(e, asyncio.CancelledError)]
-    return (real or leaves or [group])[0]
-
-
-def _job_id_in(body: Any) -> str | None:
-    sources = [body]
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        sources.extend(body["errors"])
-    for source in sources:
-        if isinstance(source, dict):
-            for key in ("dockStatusId", "dock-statusId", "dockstatusId"):
-                if isinstance(source.get(key), str):
-                    return str(source[key])
-    return None
-
-
-def _missing_chunks_in(body: Any) -> list[int]:
-    sources = [body]
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        sources.extend(body["errors"])
-    for source in sources:
-        if isinstance(source, dict) and isinstance(source.get("missingChunks"), list):
-            return [int(n) for n in source["missingChunks"] if str(n).isdigit()]
-    return []
-
-
-class _Upload:
-    """One import in progress; see the module docstring."""
-
-    def __init__(
-        self,
-        files: FilesAPI,
-        settings: Settings,
-        path: Path,
-        plan: ChunkPlan,
-        fingerprint: Fingerprint,
-        journal: Journal,
-        tracker: ProgressTracker,
-        concurrency: int,
-        is_adapter: bool,
-    ):
-        self.files = files
-        self.settings = settings
-        self.path = path
-        self.plan = plan
-        self.fingerprint = fingerprint
-        self.journal = journal
-        self.tracker = tracker
-        self.concurrency = concurrency
-        self.is_adapter = is_adapter
-        budget = settings.upload_retry_budget or max(48, 4 * concurrency, plan.total_chunks // 2)
-        self.budget = RetryBudget(budget)
-        self.chunks_sent = 0
-        self._flush_wanted = asyncio.Event()
-
-    @property
-    def record(self) -> JournalRecord:
-        assert self.journal.record is not None
-        return self.journal.record
-
-    async def start_session(self) -> None:
-        session = await self.files.start_session(
-            file_context="model",
-            total_chunks=self.plan.total_chunks,
-            file_extension=file_extension(self.path),
-            file_name=self.path.name,
-            file_size=self.plan.file_size,
-            is_adapter=self.is_adapter,
-        )
-        expires = session.expiration_date
-        self.journal.record = JournalRecord(
-            host=self.settings.host,
-            file_path=str(self.path.resolve()),
-            fingerprint=self.fingerprint,
-            chunk_size=self.plan.chunk_size,
-            total_chunks=self.plan.total_chunks,
-            is_adapter=self.is_adapter,
-            session_id=session.session_id,
-            model_id=session.model_id,
-            expires_at=expires.isoformat() if expires else None,
-        )
-        await self.journal.save(durable=True)
-        log.info("started session for %s (%d chunks)", self.path.name, self.plan.total_chunks)
-
-    async def _flusher(self) -> None:
-        while True:
-            await self._flush_wanted.wait()
-            self._flush_wanted.clear()
-            await self.journal.save()
-
-    async def _send(self, chunk: Chunk) -> None:
-        sent = 0
-
-        def on_bytes(count: int) -> None:
-            nonlocal sent
-            sent += count
-            self.tracker.add_bytes(count)
-
-        def on_retry(exc: BaseException, wait: float) -> None:
-            nonlocal sent
-            self.tracker.rewind_bytes(sent)
-            sent = 0
-            self.tracker.retried()
-
-        body = FileSlice(
-            self.path,
-            chunk.offset,
-            chunk.length,
-            file_size=self.fingerprint.size,
-            mtime_ns=self.fingerprint.mtime_ns,
-        )
-        try:
-            ack = await self.files.upload_chunk(
-                self.record.session_id,
-                chunk.number,
-                body,
-                filename=self.path.name,
-                on_bytes=on_bytes,
-                budget=self.budget,
-                on_retry=on_retry,
-            )
-        except BaseException:
-            self.tracker.rewind_bytes(sent)
-            raise
-        if ack.chunk_number != chunk.number:
-            log.warning("chunk %d was acknowledged as %d", chunk.number, ack.chunk_number)
-        self.record.acknowledged.add(chunk.number)
-        self.chunks_sent += 1
-        self.tracker.chunk_done()
-        self._flush_wanted.set()
-
-    async def send_chunks(self, chunks: list[Chunk]) -> None:
-        """Send ``chunks`` with at most ``concurrency`` in flight; see the module docstring."""
-        pending: Iterator[Chunk] = iter(chunks)
-        failures: dict[int, BaseException] = {}
-
-        async def worker() -> None:
-            for chunk in pending:
-                if failures:
-                    return
-                try:
-                    await self._send(chunk)
-                except (GoneError, NotFoundError) as exc:
-                    raise _SessionGone(str(exc)) from exc
-                except KoreError as exc:
-                    if not is_retryable(exc):
-                        raise
-                    failures[chunk.number] = exc
-                    return
-
-        try:
-            async with anyio.create_task_group() as outer:
-                outer.start_soon(self._flusher)
-                async with anyio.create_task_group() as workers:
-                    for _ in range(min(self.concurrency, len(chunks))):
-                        workers.start_soon(worker)
-                outer.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            raise _first_error(group) from None
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.journal.save()
-        if failures:
-            numbers = sorted(failures)
-            first = failures[numbers[0]]
-            raise UploadError(
-                f"{len(numbers)} chunk(s) of {self.path.name} failed after retries "
-                f"({self.budget.used} retries used); the last error was: {first}. "
-                "Run the same import again to resume from the acknowledged chunks.",
-                failed_chunks=numbers,
-                session_id=self.record.session_id,
-            ) from first
-
-    async def complete(self) -> JobDocument:
-        """Complete the session, re-sending chunks the server reports missing (once)."""
-        for attempt in (1, 2):
-            try:
-                return await self.files.complete(self.record.session_id)
-            except ConflictError as exc:
-                job_id = _job_id_in(exc.body)
-                if job_id is None:
-                    raise
-                return JobDocument.model_validate(
-                    {"dockStatusId": job_id, "modelId": self.record.model_id}
-                )
-            except (GoneError, NotFoundError) as exc:
-                raise _SessionGone(str(exc)) from exc
-            except BadRequestError as exc:
-                missing = [n for n in _missing_chunks_in(exc.body) if n < self.plan.total_chunks]
-                if attempt == 2 or not missing:
-                    raise
-                log.warning("the server is missing chunks %s; sending them again", missing)
-                self.record.acknowledged.difference_update(missing)
-                await self.send_chunks([self.plan.chunks[n] for n in missing])
-        raise AssertionError("unreachable")
 
 
 async def import_file(
@@ -328,6 +107,45 @@ async def import_file(
     )
     tracker = ProgressTracker(on_progress, bytes_total=size, chunks_total=plan.total_chunks)
     tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {plan.chunk_size} B")
+    try:
+        return await _run_import(
+            files,
+            dock_status,
+            settings,
+            file_path,
+            plan,
+            tracker,
+            is_adapter=is_adapter,
+            concurrency=concurrency or settings.concurrency,
+            resume=resume,
+            wait=wait,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            started=started,
+        )
+    except KoreError as exc:
+        tracker.phase(Phase.FAILED, message=str(exc))
+        raise
+
+
+async def _run_import(
+    files: FilesAPI,
+    dock_status: DockStatusAPI,
+    settings: Settings,
+    file_path: Path,
+    plan: ChunkPlan,
+    tracker: ProgressTracker,
+    *,
+    is_adapter: bool,
+    concurrency: int,
+    resume: bool,
+    wait: bool,
+    timeout: float | None,
+    poll_policy: PollPolicy | None,
+    started: float,
+) -> ImportResult:
+    """The import after planning: resume or start, send, complete, wait."""
+    size = plan.file_size
     fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
     journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
@@ -346,7 +164,7 @@ async def import_file(
         record = None
     resumed = record is not None
     journal.record = record
-    upload = _Upload(
+    upload = ChunkSender(
         files,
         settings,
         file_path,
@@ -354,7 +172,7 @@ async def import_file(
         fingerprint,
         journal,
         tracker,
-        concurrency or settings.concurrency,
+        concurrency,
         is_adapter,
     )
     chunks_resumed = len(record.acknowledged) if record else 0
@@ -382,7 +200,7 @@ async def import_file(
                 )
             tracker.phase(Phase.COMPLETING)
             job = await upload.complete()
-        except _SessionGone as exc:
+        except SessionGone as exc:
             if restarts_left == 0:
                 raise UploadError(
                     f"the upload session of {file_path.name} expired again ({exc})",

@@ -1,0 +1,334 @@
+"""``kore-models import``: one file, several at a time (``--parallel-files``), or a manifest."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from ..client import KoreClient
+from ..errors import ConfigurationError, LocalFileError, NotFoundError
+from ..transfer.upload import ImportResult, check_local_file
+from .context import Globals, get_globals, run_command
+from .errors import EXIT_OK, describe
+from .manifest import Entry, StateFile, parse_manifest, state_path_for
+from .output import Output, human_bytes, human_rate
+from .params import BYTE_SIZE, SHARD, Shard
+from .progress import ProgressDisplay, pick_mode
+
+__all__ = ["import_command", "import_row"]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """The per-file options shared by every entry of one run."""
+
+    chunk_size: int | None
+    concurrency: int | None
+    wait: bool
+    timeout: float | None
+    resume: bool
+
+
+def _label(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, Any]:
+    """The JSON object of one finished import."""
+    return {
+        "path": str(path),
+        "isAdapter": is_adapter,
+        "modelId": result.model_id,
+        "dockStatusId": result.dock_status_id,
+        "sessionId": result.session_id,
+        "status": result.status,
+        "bytes": result.bytes,
+        "chunks": result.chunks,
+        "chunksSent": result.chunks_sent,
+        "chunksResumed": result.chunks_resumed,
+        "retries": result.retries,
+        "seconds": round(result.seconds, 3),
+        "resumed": result.resumed,
+    }
+
+
+def _human(row: dict[str, Any], label: str) -> str | None:
+    if row.get("skipped"):
+        return (
+            f"skipped {label}: already imported as model {row.get('modelId')} "
+            f"({row.get('status') or 'unknown'})"
+        )
+    if "error" in row:
+        return None
+    size = f"{human_bytes(row['bytes'])} in {row['seconds']:.1f} s"
+    rate = human_rate(row["bytes"], row["seconds"])
+    resumed = f", resumed {row['chunksResumed']} chunks" if row["resumed"] else ""
+    retries = f", {row['retries']} retries" if row["retries"] else ""
+    if row["status"] == "SUCCESS":
+        head = f"imported {label}: model {row['modelId']} (job {row['dockStatusId']} SUCCESS)"
+    else:
+        head = (
+            f"uploaded {label}: model {row['modelId']}, the server is processing it "
+            f"(check: kore-models status {row['dockStatusId']})"
+        )
+    return f"{head}, {size} ({rate}{resumed}{retries})"
+
+
+class _Run:
+    """One ``import`` invocation over a list of entries."""
+
+    def __init__(
+        self,
+        kore: KoreClient,
+        out: Output,
+        display: ProgressDisplay,
+        options: ImportOptions,
+        state: StateFile | None,
+        raise_errors: bool,
+    ):
+        self.kore = kore
+        self.out = out
+        self.display = display
+        self.options = options
+        self.state = state
+        self.raise_errors = raise_errors
+
+    async def _already_done(self, entry: Entry) -> dict[str, Any] | None:
+        if self.state is None:
+            return None
+        record = self.state.done(entry)
+        if record is None:
+            return None
+        if record.get("status") != "SUCCESS" and record.get("dockStatusId"):
+            # recorded by a --no-wait run: ask the server how the job ended
+            try:
+                job = await self.kore.dock_status.get(str(record["dockStatusId"]))
+            except NotFoundError:
+                return None
+            if job.failed:
+                return None
+            if job.status != record.get("status"):
+                record = {**record, "status": job.status}
+                await anyio.to_thread.run_sync(self.state.record, entry, record)
+        return {
+            "path": str(entry.path),
+            "isAdapter": entry.is_adapter,
+            "skipped": True,
+            "modelId": record.get("modelId"),
+            "dockStatusId": record.get("dockStatusId"),
+            "status": record.get("status"),
+        }
+
+    async def one(self, entry: Entry) -> dict[str, Any]:
+        """Import ``entry``; failures become a row with ``error`` (unless raise_errors)."""
+        label = _label(entry.path)
+        try:
+            skipped = await self._already_done(entry)
+            if skipped is not None:
+                self.out.info(f"{label}: already imported (state file); skipping")
+                return skipped
+            opts = self.options
+            result = await self.kore.models.import_file(
+                entry.path,
+                is_adapter=entry.is_adapter,
+                chunk_size=opts.chunk_size,
+                concurrency=opts.concurrency,
+                on_progress=self.display.track(label),
+                resume=opts.resume,
+                wait=opts.wait,
+                timeout=opts.timeout,
+            )
+            row = import_row(entry.path, entry.is_adapter, result)
+            if self.state is not None and row["dockStatusId"]:
+                await anyio.to_thread.run_sync(self.state.record, entry, row)
+            return row
+        except Exception as exc:
+            if self.raise_errors:
+                raise
+            text = str(exc)
+            named = str(entry.path) in text or label in text
+            code = self.out.error(exc, prefix="" if named else f"{label}: ")
+            return {
+                "path": str(entry.path),
+                "isAdapter": entry.is_adapter,
+                "error": describe(exc, *self.out.secrets),
+                "errorType": type(exc).__name__,
+                "exitCode": code,
+            }
+
+    async def all(self, entries: list[Entry], parallel: int) -> list[dict[str, Any]]:
+        """Run every entry, ``parallel`` at a time, in order of the list."""
+        if len(entries) == 1:
+            return [await self.one(entries[0])]
+        rows: list[dict[str, Any]] = [{} for _ in entries]
+        limiter = anyio.Semaphore(parallel)
+
+        async def worker(index: int, entry: Entry) -> None:
+            async with limiter:
+                rows[index] = await self.one(entry)
+
+        async with anyio.create_task_group() as group:
+            for index, entry in enumerate(entries):
+                group.start_soon(worker, index, entry)
+        return rows
+
+
+def _check_manifest_files(entries: list[Entry], state: StateFile) -> None:
+    problems = []
+    for entry in entries:
+        if state.done(entry) is not None:
+            continue
+        try:
+            check_local_file(entry.path)
+        except LocalFileError as exc:
+            problems.append(f"{entry.where}: {exc}")
+    if problems:
+        raise LocalFileError(
+            f"{len(problems)} manifest entr{'y' if len(problems) == 1 else 'ies'} cannot be "
+            "imported: " + "; ".join(problems[:20])
+        )
+
+
+def _summary(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    codes = [int(r.get("exitCode", EXIT_OK)) for r in rows]
+    done = [r for r in rows if "error" not in r and not r.get("skipped")]
+    return {
+        "files": len(rows),
+        "imported": len(done),
+        "skipped": sum(1 for r in rows if r.get("skipped")),
+        "failed": sum(1 for r in rows if "error" in r),
+        "bytes": sum(int(r.get("bytes", 0)) for r in done),
+        "seconds": round(seconds, 3),
+        "exitCode": max(codes, default=EXIT_OK),
+    }
+
+
+async def _run_imports(
+    g: Globals,
+    out: Output,
+    entries: list[Entry],
+    options: ImportOptions,
+    parallel: int,
+    manifest: Path | None,
+    shard: Shard | None,
+) -> int:
+    started = time.monotonic()
+    single = manifest is None and len(entries) == 1
+    state: StateFile | None = None
+    if manifest is not None:
+        state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
+        await anyio.to_thread.run_sync(_check_manifest_files, entries, state)
+    async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
+        with ProgressDisplay(out, pick_mode(out)) as display:
+            run = _Run(kore, out, display, options, state, raise_errors=single)
+            rows = await run.all(entries, parallel)
+    labels = [_label(e.path) for e in entries]
+    lines = [line for row, lab in zip(rows, labels, strict=True) if (line := _human(row, lab))]
+    if single:
+        out.result(rows[0], lines)
+        return EXIT_OK
+    summary = _summary(rows, time.monotonic() - started)
+    document: dict[str, Any] = {"imports": rows, "summary": summary}
+    if manifest is not None:
+        document["manifest"] = str(manifest)
+        document["shard"] = str(shard) if shard else None
+        document["stateFile"] = str(state_path_for(manifest))
+    lines.append(
+        f"{summary['files']} files: {summary['imported']} imported, "
+        f"{summary['skipped']} skipped, {summary['failed']} failed "
+        f"({human_bytes(summary['bytes'])} in {summary['seconds']:.1f} s)"
+    )
+    out.result(document, lines)
+    return int(summary["exitCode"])
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--adapter", is_flag=True, help="The files are adapters (isAdapter=true).")
+@click.option("--chunk-size", type=BYTE_SIZE, help="Bytes per chunk, e.g. 16MiB (default 16MiB).")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), help="Chunks in flight per file (default 8)."
+)
+@click.option("--no-wait", is_flag=True, help="Return once uploaded; do not await the job.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Give up waiting for the server's job after this long (exit 6).",
+)
+@click.option("--no-resume", is_flag=True, help="Ignore resume journals; upload from scratch.")
+@click.option(
+    "--parallel-files",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Files imported at the same time.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Import the files listed here (lines, JSON or CSV); re-runs skip finished ones.",
+)
+@click.option("--shard", type=SHARD, help="With --manifest: take every N-th entry, from the K-th.")
+@click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
+@click.pass_context
+def import_command(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    adapter: bool,
+    chunk_size: int | None,
+    concurrency: int | None,
+    no_wait: bool,
+    timeout: float | None,
+    no_resume: bool,
+    parallel_files: int,
+    manifest: Path | None,
+    shard: Shard | None,
+    json_mode: bool,
+) -> None:
+    """Import model archives (tar, zip, ...) with resumable, concurrent chunked uploads.
+
+    \b
+    Examples:
+      kore-models import llama-3-8b.tar
+      kore-models import a.tar b.tar c.tar --parallel-files 2 --json
+      kore-models import lora.tar --adapter --chunk-size 32MiB --concurrency 4
+      kore-models import --manifest models.txt --shard 2/4
+    """
+    g = get_globals(ctx)
+    out = g.output(json_mode=json_mode)
+    if manifest is not None and paths:
+        raise click.UsageError("give either PATH... or --manifest, not both")
+    if manifest is None and not paths:
+        raise click.UsageError("give at least one PATH, or --manifest FILE")
+    if shard is not None and manifest is None:
+        raise click.UsageError("--shard needs --manifest")
+    if adapter and manifest is not None:
+        raise click.UsageError("with --manifest, mark adapters with isAdapter in the manifest")
+    options = ImportOptions(chunk_size, concurrency, not no_wait, timeout, not no_resume)
+
+    async def main() -> int:
+        if manifest is not None:
+            entries = await anyio.to_thread.run_sync(parse_manifest, manifest)
+            total = len(entries)
+            if shard is not None:
+                entries = [e for i, e in enumerate(entries) if shard.takes(i)]
+                out.info(f"shard {shard}: {len(entries)} of {total} manifest entries")
+            if not entries:
+                raise ConfigurationError(f"shard {shard} of {manifest} has no entries")
+        else:
+            unique = list(dict.fromkeys(p.expanduser().absolute() for p in paths))
+            if len(unique) != len(paths):
+                out.warn("a path was given twice; importing it once")
+            entries = [Entry(path=p, is_adapter=adapter, where=str(p)) for p in unique]
+        return await _run_imports(g, out, entries, options, parallel_files, manifest, shard)
+
+    run_command(ctx, out, main)

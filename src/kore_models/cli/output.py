@@ -1,0 +1,147 @@
+"""Output discipline: results on stdout (one JSON object with --json), everything else on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..errors import redact
+from .errors import describe, error_json, exit_code_for
+
+__all__ = ["Output", "human_bytes", "human_rate"]
+
+_LOGGER = "kore_models"
+
+
+def human_bytes(count: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_rate(count: float, seconds: float) -> str:
+    """Bytes over seconds as ``12.3 MB/s`` (decimal megabytes, as network tools show)."""
+    if seconds <= 0:
+        return "- MB/s"
+    return f"{count / seconds / 1e6:.1f} MB/s"
+
+
+class _RedactingHandler(logging.Handler):
+    """Writes ``kore_models`` log records through the stderr console, without the key."""
+
+    def __init__(self, output: Output):
+        super().__init__()
+        self.output = output
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # pragma: no cover - a broken log call must not kill the CLI
+            self.handleError(record)
+            return
+        self.output.stderr_line(text)
+
+
+class Output:
+    """Where each kind of text goes, for one command run.
+
+    stdout carries only results: one JSON object with ``--json``, else the result lines.
+    Progress, notes, warnings and errors go to stderr; ``--quiet`` silences all but errors.
+    Every line is scrubbed of the API key before it is written.
+    """
+
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.secrets: list[str] = []
+        self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def add_secret(self, secret: str | None) -> None:
+        """Never print ``secret``."""
+        if secret and len(secret) >= 4 and secret not in self.secrets:
+            self.secrets.append(secret)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret."""
+        return redact(text, *self.secrets)
+
+    # stderr -------------------------------------------------------------------------
+    def stderr_line(self, text: str) -> None:
+        """Write one line to stderr through the console (safe while a progress bar runs)."""
+        self.stderr.print(self.scrub(text), markup=False, highlight=False)
+
+    def info(self, text: str) -> None:
+        """A human note on stderr (silenced by --quiet)."""
+        if not self.quiet:
+            self.stderr_line(text)
+
+    def warn(self, text: str) -> None:
+        """A warning on stderr (silenced by --quiet)."""
+        if not self.quiet:
+            self.stderr_line(f"warning: {text}")
+
+    def error(self, exc: BaseException, *, prefix: str = "") -> int:
+        """Report ``exc`` as one stderr line (plus the traceback with --verbose); its exit code."""
+        if self.verbose and not isinstance(exc, KeyboardInterrupt):
+            lines = traceback.format_exception(exc)
+            self.stderr.file.write(self.scrub("".join(lines)))
+        self.stderr_line(f"error: {prefix}{describe(exc, *self.secrets)}")
+        return exit_code_for(exc)
+
+    # stdout -------------------------------------------------------------------------
+    def result(self, data: dict[str, Any], human: str | list[str]) -> None:
+        """The command's result: ``data`` as one JSON object with --json, else ``human``."""
+        if self.json_mode:
+            self.emit_json(data)
+            return
+        lines = [human] if isinstance(human, str) else human
+        for line in lines:
+            click.echo(self.scrub(line))
+
+    def emit_json(self, data: dict[str, Any]) -> None:
+        """Print exactly one JSON object on stdout."""
+        text = json.dumps(data, indent=None, sort_keys=False, default=str)
+        click.echo(self.scrub(text))
+        sys.stdout.flush()
+
+    def fail(self, exc: BaseException) -> int:
+        """A command failed: the stderr line, and with --json the error object on stdout."""
+        code = self.error(exc)
+        if self.json_mode:
+            self.emit_json(error_json(exc, *self.secrets))
+        return code
+
+    # logging ------------------------------------------------------------------------
+    def setup_logging(self) -> Callable[[], None]:
+        """``kore_models`` loggers to stderr: DEBUG with --verbose, ERROR with --quiet.
+
+        Returns the function that puts the logger back as it was (for in-process callers
+        such as tests, which must not find the logger changed afterwards).
+        """
+        logger = logging.getLogger(_LOGGER)
+        saved = (logger.level, logger.propagate)
+        handler = _RedactingHandler(self)
+        level = logging.DEBUG if self.verbose else logging.ERROR if self.quiet else logging.WARNING
+        logger.setLevel(level)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+        def restore() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+
+        return restore

@@ -1,0 +1,89 @@
+"""Click parameter types: byte sizes with units (``16MiB``) and shards (``2/8``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+__all__ = ["BYTE_SIZE", "SHARD", "ByteSize", "Shard", "ShardType", "parse_byte_size"]
+
+_UNITS: dict[str, int] = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_byte_size(text: str) -> int:
+    """``16MiB`` -> 16777216. K/M/G and KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000."""
+    match = _SIZE.match(text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size; use e.g. 16MiB, 512KiB, 8M or 1048576")
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if value < 1 or value != int(value):
+        raise ValueError(f"{text!r} must be a whole number of bytes, at least 1")
+    return int(value)
+
+
+class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
+    """A byte count with an optional unit."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_byte_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` (1-based) of ``count``: takes entries with ``i % count == index - 1``."""
+
+    index: int
+    count: int
+
+    def takes(self, position: int) -> bool:
+        """Whether the entry at 0-based ``position`` belongs to this shard."""
+        return position % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+class ShardType(click.ParamType):  # type: ignore[type-arg]
+    """``K/N`` with 1 <= K <= N."""
+
+    name = "K/N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Shard:
+        if isinstance(value, Shard):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(value))
+        if not match:
+            self.fail(f"{value!r} is not K/N (e.g. 1/4)", param, ctx)
+        index, count = int(match.group(1)), int(match.group(2))
+        if count < 1 or not 1 <= index <= count:
+            self.fail(f"{value!r}: K must be between 1 and N, and N at least 1", param, ctx)
+        return Shard(index, count)
+
+
+BYTE_SIZE = ByteSize()
+SHARD = ShardType()

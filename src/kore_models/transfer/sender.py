@@ -1,0 +1,249 @@
+"""Sending one import's chunks: the session, the worker pool, and the complete call.
+
+Used by :mod:`kore_models.transfer.upload`, whose docstring tells how an import works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .._body import FileSlice
+from .._retry import RetryBudget, is_retryable
+from ..errors import (
+    BadRequestError,
+    ConflictError,
+    GoneError,
+    KoreError,
+    NotFoundError,
+    UploadError,
+)
+from ..resources.files import FilesAPI
+from ..settings import Settings
+from ..types import JobDocument
+from .journal import Fingerprint, Journal, JournalRecord
+from .localfile import file_extension
+from .plan import Chunk, ChunkPlan
+from .progress import ProgressTracker
+
+__all__ = ["ChunkSender", "SessionGone"]
+
+log = logging.getLogger("kore_models.upload")
+
+
+class SessionGone(Exception):
+    """The upload session expired or was forgotten by the server."""
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error in a (nested) exception group, cancellations last."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    real = [e for e in leaves if not isinstance(e, asyncio.CancelledError)]
+    return (real or leaves or [group])[0]
+
+
+def _job_id_in(body: Any) -> str | None:
+    sources = [body]
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        sources.extend(body["errors"])
+    for source in sources:
+        if isinstance(source, dict):
+            for key in ("dockStatusId", "dock-statusId", "dockstatusId"):
+                if isinstance(source.get(key), str):
+                    return str(source[key])
+    return None
+
+
+def _missing_chunks_in(body: Any) -> list[int]:
+    sources = [body]
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        sources.extend(body["errors"])
+    for source in sources:
+        if isinstance(source, dict) and isinstance(source.get("missingChunks"), list):
+            return [int(n) for n in source["missingChunks"] if str(n).isdigit()]
+    return []
+
+
+class ChunkSender:
+    """Sends the chunks of one import and completes its session (see upload.py)."""
+
+    def __init__(
+        self,
+        files: FilesAPI,
+        settings: Settings,
+        path: Path,
+        plan: ChunkPlan,
+        fingerprint: Fingerprint,
+        journal: Journal,
+        tracker: ProgressTracker,
+        concurrency: int,
+        is_adapter: bool,
+    ):
+        self.files = files
+        self.settings = settings
+        self.path = path
+        self.plan = plan
+        self.fingerprint = fingerprint
+        self.journal = journal
+        self.tracker = tracker
+        self.concurrency = concurrency
+        self.is_adapter = is_adapter
+        budget = settings.upload_retry_budget or max(48, 4 * concurrency, plan.total_chunks // 2)
+        self.budget = RetryBudget(budget)
+        self.chunks_sent = 0
+        self._flush_wanted = asyncio.Event()
+
+    @property
+    def record(self) -> JournalRecord:
+        assert self.journal.record is not None
+        return self.journal.record
+
+    async def start_session(self) -> None:
+        session = await self.files.start_session(
+            file_context="model",
+            total_chunks=self.plan.total_chunks,
+            file_extension=file_extension(self.path),
+            file_name=self.path.name,
+            file_size=self.plan.file_size,
+            is_adapter=self.is_adapter,
+        )
+        expires = session.expiration_date
+        self.journal.record = JournalRecord(
+            host=self.settings.host,
+            file_path=str(self.path.resolve()),
+            fingerprint=self.fingerprint,
+            chunk_size=self.plan.chunk_size,
+            total_chunks=self.plan.total_chunks,
+            is_adapter=self.is_adapter,
+            session_id=session.session_id,
+            model_id=session.model_id,
+            expires_at=expires.isoformat() if expires else None,
+        )
+        await self.journal.save(durable=True)
+        log.info("started session for %s (%d chunks)", self.path.name, self.plan.total_chunks)
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            await self.journal.save()
+
+    async def _send(self, chunk: Chunk) -> None:
+        sent = 0
+
+        def on_bytes(count: int) -> None:
+            nonlocal sent
+            sent += count
+            self.tracker.add_bytes(count)
+
+        def on_retry(exc: BaseException, wait: float) -> None:
+            nonlocal sent
+            self.tracker.rewind_bytes(sent)
+            sent = 0
+            self.tracker.retried()
+
+        body = FileSlice(
+            self.path,
+            chunk.offset,
+            chunk.length,
+            file_size=self.fingerprint.size,
+            mtime_ns=self.fingerprint.mtime_ns,
+        )
+        try:
+            ack = await self.files.upload_chunk(
+                self.record.session_id,
+                chunk.number,
+                body,
+                filename=self.path.name,
+                on_bytes=on_bytes,
+                budget=self.budget,
+                on_retry=on_retry,
+            )
+        except BaseException:
+            self.tracker.rewind_bytes(sent)
+            raise
+        if ack.chunk_number != chunk.number:
+            log.warning("chunk %d was acknowledged as %d", chunk.number, ack.chunk_number)
+        self.record.acknowledged.add(chunk.number)
+        self.chunks_sent += 1
+        self.tracker.chunk_done()
+        self._flush_wanted.set()
+
+    async def send_chunks(self, chunks: list[Chunk]) -> None:
+        """Send ``chunks`` with at most ``concurrency`` in flight; see the module docstring."""
+        pending: Iterator[Chunk] = iter(chunks)
+        failures: dict[int, BaseException] = {}
+
+        async def worker() -> None:
+            for chunk in pending:
+                if failures:
+                    return
+                try:
+                    await self._send(chunk)
+                except (GoneError, NotFoundError) as exc:
+                    raise SessionGone(str(exc)) from exc
+                except KoreError as exc:
+                    if not is_retryable(exc):
+                        raise
+                    failures[chunk.number] = exc
+                    return
+
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._flusher)
+                async with anyio.create_task_group() as workers:
+                    for _ in range(min(self.concurrency, len(chunks))):
+                        workers.start_soon(worker)
+                outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.journal.save()
+        if failures:
+            numbers = sorted(failures)
+            first = failures[numbers[0]]
+            raise UploadError(
+                f"{len(numbers)} chunk(s) of {self.path.name} failed after retries "
+                f"({self.budget.used} retries used); the last error was: {first}. "
+                "Run the same import again to resume from the acknowledged chunks.",
+                failed_chunks=numbers,
+                session_id=self.record.session_id,
+            ) from first
+
+    async def complete(self) -> JobDocument:
+        """Complete the session, re-sending chunks the server reports missing (once)."""
+        for attempt in (1, 2):
+            try:
+                return await self.files.complete(self.record.session_id)
+            except ConflictError as exc:
+                job_id = _job_id_in(exc.body)
+                if job_id is None:
+                    raise
+                return JobDocument.model_validate(
+                    {"dockStatusId": job_id, "modelId": self.record.model_id}
+                )
+            except (GoneError, NotFoundError) as exc:
+                raise SessionGone(str(exc)) from exc
+            except BadRequestError as exc:
+                missing = [n for n in _missing_chunks_in(exc.body) if n < self.plan.total_chunks]
+                if attempt == 2 or not missing:
+                    raise
+                log.warning("the server is missing chunks %s; sending them again", missing)
+                self.record.acknowledged.difference_update(missing)
+                await self.send_chunks([self.plan.chunks[n] for n in missing])
+        raise AssertionError("unreachable")
