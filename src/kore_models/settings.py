@@ -109,7 +109,12 @@ class Settings(BaseSettings):
     max_chunk_size: int = Field(default=64 * MiB, ge=1, description="Cap when the size is raised")
     max_chunks: int = Field(default=10_000, ge=1, description="Chunk count that raises the size")
     concurrency: int = Field(default=8, ge=1, le=256, description="Chunk uploads in flight")
-    read_block_size: int = Field(default=1 * MiB, ge=4096, description="Bytes per disk read")
+    read_block_size: int = Field(default=1 * MiB, ge=4096, description="Largest disk read")
+    max_buffer_bytes: int = Field(
+        default=8 * MiB,
+        ge=64 * 1024,
+        description="Read-block budget shared by the chunks in flight (bounds memory)",
+    )
     upload_retry_budget: int = Field(
         default=0, ge=0, description="Retries allowed across one upload (0 = auto)"
     )
@@ -154,6 +159,16 @@ class Settings(BaseSettings):
             raise ConfigurationError("the API key contains a control character")
         host = normalise_host(settings.host, allow_insecure_http=settings.allow_insecure_http)
         return settings.model_copy(update={"host": host, "api_key": SecretStr(key)})
+
+    def block_size_for(self, concurrency: int) -> int:
+        """Bytes per disk read when ``concurrency`` chunks stream at once.
+
+        Each chunk in flight holds two read buffers plus what the socket has not taken
+        yet (at most one more block), so the budget is split between the chunks: memory
+        stays near ``3 x max_buffer_bytes`` whatever the chunk size and concurrency.
+        """
+        share = self.max_buffer_bytes // max(1, concurrency)
+        return max(128 * 1024, min(self.read_block_size, share))
 
     @property
     def base_url(self) -> str:

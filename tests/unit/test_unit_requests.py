@@ -216,16 +216,16 @@ async def test_upload_chunk_number_is_sent_as_plain_decimal(
 async def test_upload_chunk_streams_a_file_slice_at_an_offset(
     mocked: aioresponses, tmp_path: Path, render_wire: Render
 ) -> None:
-    content = os.urandom(20_000)
+    content = os.urandom(400_000)
     path = tmp_path / "model.tar"
     path.write_bytes(content)
     stat = path.stat()
-    piece = FileSlice(path, 5_000, 9_000, file_size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    piece = FileSlice(path, 5_000, 300_000, file_size=stat.st_size, mtime_ns=stat.st_mtime_ns)
     url = f"{BASE}/files/session/sess-9"
     mocked.post(url, payload={"chunkNumber": "1", "sessionId": "sess-9"})
     seen: list[int] = []
     async with KoreClient(
-        "kore.example.test", "kg-k", max_attempts=1, read_block_size=4096
+        "kore.example.test", "kg-k", max_attempts=1, read_block_size=128 * 1024
     ) as kore:
         accepted = await kore.files.upload_chunk(
             "sess-9", 1, piece, filename="model.tar", on_bytes=seen.append
@@ -233,8 +233,8 @@ async def test_upload_chunk_streams_a_file_slice_at_an_offset(
     assert accepted.chunk_number == 1
     form = single_call(mocked, "POST", url).kwargs["data"]
     wire = await render_wire(form)
-    check_chunk_form(wire, form, content=content[5_000:14_000], number="1", filename="model.tar")
-    assert seen == [4096, 4096, 808]  # streamed block by block, never whole
+    check_chunk_form(wire, form, content=content[5_000:305_000], number="1", filename="model.tar")
+    assert seen == [131072, 131072, 37856]  # streamed block by block, never whole
     assert await form.as_bytes() == wire
 
 

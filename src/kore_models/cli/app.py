@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import stat
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
 from .commands_import import import_command
 from .commands_models import deploy_command, export_command, status_command, undeploy_command
 from .context import Globals
-from .demo import demo_command
 from .errors import EXIT_INTERRUPTED
 
 __all__ = ["cli", "main"]
@@ -56,7 +57,34 @@ def _resolve_key(
     return api_key.strip() if api_key else None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """Imports the emulator and demo commands only when they are used.
+
+    They pull in the server side (aiohttp.web, sqlite3, tarfile); an import or export
+    should not pay for that in start-up time and memory.
+    """
+
+    lazy_commands: ClassVar[dict[str, tuple[str, str]]] = {
+        "demo": ("kore_models.cli.demo", "demo_command"),
+        "emulator": ("kore_models.emulator.command", "emulator_command"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            module, attribute = self.lazy_commands[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="kore-models", prog_name="kore-models")
 @click.option(
     "--host",
@@ -113,18 +141,6 @@ cli.add_command(export_command)
 cli.add_command(deploy_command)
 cli.add_command(undeploy_command)
 cli.add_command(status_command)
-cli.add_command(demo_command)
-
-
-def _add_emulator() -> None:
-    try:
-        from ..emulator.command import emulator_command
-    except ImportError:  # pragma: no cover - the emulator ships with the package
-        return
-    cli.add_command(emulator_command, "emulator")
-
-
-_add_emulator()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -62,6 +62,7 @@ class FilesAPI:
         budget: RetryBudget | None = None,
         on_retry: Callable[[BaseException, float], None] | None = None,
         retry: bool = True,
+        block_size: int | None = None,
     ) -> ChunkAccepted:
         """Upload one 0-based chunk as multipart parts ``file`` and ``chunkNumber``.
 
@@ -77,7 +78,7 @@ class FilesAPI:
             if isinstance(body, FileSlice):
                 part: FileSlicePayload | BytesPayload = FileSlicePayload(
                     body,
-                    block_size=settings.read_block_size,
+                    block_size=block_size or settings.read_block_size,
                     stall_timeout=settings.stall_timeout,
                     on_bytes=on_bytes,
                 )

@@ -105,6 +105,7 @@ class ChunkSender:
         budget = settings.upload_retry_budget or max(48, 4 * concurrency, plan.total_chunks // 2)
         self.budget = RetryBudget(budget)
         self.chunks_sent = 0
+        self.block_size = settings.block_size_for(concurrency)
         self._flush_wanted = asyncio.Event()
 
     @property
@@ -172,6 +173,7 @@ class ChunkSender:
                 on_bytes=on_bytes,
                 budget=self.budget,
                 on_retry=on_retry,
+                block_size=self.block_size,
             )
         except BaseException:
             self.tracker.rewind_bytes(sent)

@@ -1,0 +1,1 @@
+"""Benchmark harness for kore_models: `python -m benchmarks.run [--quick] [--cases 1,2]`."""

@@ -1,0 +1,119 @@
+"""One import in this process, as the CLI would do it; prints a JSON line (time, CPU, lag)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped,unused-ignore]
+
+from kore_models import KoreClient
+
+from .naive import naive_gather, naive_sequential
+
+_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """'64MiB' -> 67108864."""
+    match = re.fullmatch(r"(\d+)\s*([KMG]iB|B)?", text.strip(), re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+
+
+class Ticker:
+    """A task in the same loop that sleeps 5 ms and records how late it wakes up."""
+
+    def __init__(self, period: float = 0.005, limit: int = 200_000) -> None:
+        self.period = period
+        self.limit = limit
+        self.late: list[float] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while len(self.late) < self.limit:
+            before = loop.time()
+            await asyncio.sleep(self.period)
+            self.late.append(max(0.0, loop.time() - before - self.period))
+
+    def summary(self) -> dict[str, float]:
+        late = sorted(self.late) or [0.0]
+        cuts = (
+            statistics.quantiles(late, n=100, method="inclusive")
+            if len(late) > 1
+            else [late[0]] * 99
+        )
+        return {
+            "ticks": len(self.late),
+            "p50_ms": cuts[49] * 1000,
+            "p99_ms": cuts[98] * 1000,
+            "max_ms": late[-1] * 1000,
+        }
+
+
+async def _import(args: argparse.Namespace) -> dict[str, Any]:
+    path = Path(args.path)
+    size = await asyncio.to_thread(lambda: path.stat().st_size)
+    ticker = Ticker() if args.lag else None
+    tick_task = asyncio.create_task(ticker.run()) if ticker else None
+    rss_start = psutil.Process().memory_info().rss
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    status: str | None = "SUCCESS"
+    model_id: str | None = None
+    if args.mode == "library":
+        async with KoreClient(host=args.host, api_key=args.key, state_dir=args.state_dir) as kore:
+            result = await kore.models.import_file(
+                path,
+                chunk_size=args.chunk_size,
+                concurrency=args.concurrency,
+                resume=False,
+            )
+            status, model_id = result.status, result.model_id
+    else:
+        chunk = args.chunk_size or 16 << 20
+        naive = naive_gather if args.mode == "naive-gather" else naive_sequential
+        await naive(f"{args.host}/api/public", args.key, path, size, chunk)
+    seconds = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    out: dict[str, Any] = {
+        "mode": args.mode,
+        "status": status,
+        "model_id": model_id,
+        "bytes": size,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rss_start": rss_start,
+    }
+    if ticker is not None and tick_task is not None:
+        tick_task.cancel()
+        out["lag"] = ticker.summary()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.import_once")
+    parser.add_argument("path")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--chunk-size", type=parse_size, default=None)
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument(
+        "--mode", choices=["library", "naive-gather", "naive-sequential"], default="library"
+    )
+    parser.add_argument("--lag", action="store_true", help="run the 5 ms ticker alongside")
+    parser.add_argument("--state-dir", default=None)
+    args = parser.parse_args()
+    if not args.host.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
+        parser.error("benchmarks only talk to loopback")
+    print(json.dumps(asyncio.run(_import(args))))
+
+
+if __name__ == "__main__":
+    main()
