@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=8, ge=1, le=256, description="Chunk uploads in flight")
     read_block_size: int = Field(default=1 * MiB, ge=4096, description="Largest disk read")
     max_buffer_bytes: int = Field(
-        default=8 * MiB,
+        default=4 * MiB,
         ge=64 * 1024,
         description="Read-block budget shared by the chunks in flight (bounds memory)",
     )
