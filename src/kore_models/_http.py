@@ -73,6 +73,32 @@ class ApiResponse:
     request_id: str | None
 
 
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Largest API reply read; every documented reply is a small JSON document."""
+
+
+async def _read_text(resp: aiohttp.ClientResponse) -> str:
+    """The body as text, read up to MAX_RESPONSE_BYTES.
+
+    A reply that grows beyond that (a server that never stops sending: the read timeout
+    is an idle timeout, so it would never fire) is abandoned with ResponseValidationError
+    instead of being held in memory.
+    """
+    body = bytearray()
+    async for block in resp.content.iter_any():
+        body += block
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise ResponseValidationError(
+                f"the response body is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB "
+                f"(HTTP {resp.status}); it was abandoned",
+                request_id=_request_id({k.lower(): v for k, v in resp.headers.items()}),
+            )
+    try:
+        return body.decode(resp.charset or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return body.decode("utf-8", errors="replace")
+
+
 def _request_id(headers: Mapping[str, str]) -> str | None:
     for name in REQUEST_ID_HEADERS:
         if name in headers:
@@ -199,7 +225,7 @@ class Transport:
                 # an injected session may raise on status; the mapping below must decide
                 raise_for_status=False,
             ) as resp:
-                text = await resp.text(errors="replace")
+                text = await _read_text(resp)
                 status = resp.status
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
         except asyncio.CancelledError:

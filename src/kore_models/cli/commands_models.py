@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -66,6 +67,12 @@ def _watch_note(out: Output, what: str) -> Any:
 
 
 # --- export --------------------------------------------------------------------------
+def default_export_name(model_id: str) -> str:
+    """``<modelId>.tar`` as a plain file name: a ``/`` or ``\\`` in the id becomes ``_``,
+    so that an id such as ``../../x`` cannot put the file outside the folder."""
+    return re.sub(r"[/\\\x00]", "_", model_id) + ".tar"
+
+
 @click.command("export")
 @click.argument("model_id")
 @click.option(
@@ -96,9 +103,9 @@ def export_command(
     """
     g = get_globals(ctx)
     out = g.output(json_mode=json_mode)
-    dest = output if output is not None else Path(f"{model_id}.tar")
+    dest = output if output is not None else Path(default_export_name(model_id))
     if dest.is_dir():
-        dest = dest / f"{model_id}.tar"
+        dest = dest / default_export_name(model_id)
 
     async def main() -> int:
         async with g.client() as kore:

@@ -22,6 +22,8 @@ OPTIMIZATION_TYPES = ("", "ctranslate2", "vllm")
 QUANTIZATION_TYPES = ("", "no_quantization", "int8_float16")
 MODEL_TYPES = ("openSource", "fineTune")
 MAX_TOTAL_CHUNKS = 1_000_000
+# The extension becomes part of a stored file name (files/<id>.<extension>): keep it plain.
+SAFE_EXTENSION = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 
 Problems = list[dict[str, Any]]
 
@@ -79,6 +81,8 @@ def validate_start(body: Any, allowed_extensions: list[str]) -> StartRequest:
     ext: Any = body.get("fileExtension")
     if not isinstance(ext, str) or not ext.strip(".").strip():
         _problem(p, "fileExtension", "required non-empty string")
+    elif not SAFE_EXTENSION.fullmatch(ext.lower().lstrip(".")):
+        _problem(p, "fileExtension", "must be up to 32 letters, digits, '.', '-' or '_'")
     elif ctx == "model" and ext.lower().lstrip(".") not in allowed_extensions:
         _problem(p, "fileExtension", f"must be one of {allowed_extensions} for model files")
     name: Any = body.get("fileName")

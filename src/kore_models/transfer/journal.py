@@ -150,13 +150,14 @@ class Journal:
     def load(self) -> JournalRecord | None:
         """Read the journal (blocking, small); a corrupt one is set aside and None returned."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
         try:
-            return JournalRecord.from_json(json.loads(text))
+            # bytes that are not UTF-8 (UnicodeDecodeError is a ValueError) are corrupt too
+            return JournalRecord.from_json(json.loads(raw.decode("utf-8")))
         except (ValueError, JournalError) as exc:
             aside = self.path.with_suffix(".corrupt")
             log.warning(
