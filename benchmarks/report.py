@@ -1,4 +1,4 @@
-"""Writing results: latest.json, the Markdown table, the machine description and docs fragment."""
+"""Writing results: latest.json, the Markdown table, the machine description, the README section."""
 
 from __future__ import annotations
 
@@ -158,9 +158,13 @@ def write(
     return json_path, md_path
 
 
+README_START = "<!-- benchmarks:start (written by python -m benchmarks.run) -->"
+README_END = "<!-- benchmarks:end -->"
+
+
 def write_docs(figures: list[Figure], meta: dict[str, Any], plot: str | None) -> Path:
-    """docs/benchmarks.md: how to run, what each case measures, the machine and last table."""
-    path = ROOT / "docs" / "benchmarks.md"
+    """The README's Benchmarks section: how to run, the cases, the machine and last table."""
+    path = ROOT / "README.md"
     parts = [
         "## Benchmarks",
         "",
@@ -180,9 +184,14 @@ def write_docs(figures: list[Figure], meta: dict[str, Any], plot: str | None) ->
         "",
     ]
     if plot:
-        parts += [f"![throughput against concurrency](../benchmarks/results/{plot})", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts))
+        parts += [f"![throughput against concurrency](benchmarks/results/{plot})", ""]
+    readme = path.read_text(encoding="utf-8")
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start < 0 or end < start:
+        raise RuntimeError(f"README.md lacks the {README_START!r} ... {README_END!r} markers")
+    section = "\n".join(parts).rstrip() + "\n"
+    updated = readme[: start + len(README_START)] + "\n" + section + readme[end:]
+    path.write_text(updated, encoding="utf-8")
     return path
 
 

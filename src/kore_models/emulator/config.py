@@ -39,7 +39,7 @@ def mask_key(key: str) -> str:
 
 
 class EmulatorConfig(BaseModel):
-    """Every option of the emulator; see docs/emulator.md for the meaning of each."""
+    """Every option of the emulator; see the README section "Emulator" for the meaning of each."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
