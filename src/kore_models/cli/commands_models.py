@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import click
 from pydantic import ValidationError
@@ -27,6 +28,19 @@ __all__ = [
 
 _WAIT_HELP = "Wait until the job ends (FAILED exits 5)."
 _TIMEOUT = click.FloatRange(min=0, min_open=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def job_options(command: F) -> F:
+    """The ``--wait``, ``--timeout`` and ``--json`` options of the job commands."""
+    command = click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")(
+        command
+    )
+    command = click.option(
+        "--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for --wait (exit 6)."
+    )(command)
+    return click.option("--wait", is_flag=True, help=_WAIT_HELP)(command)
 
 
 def job_json(job: JobDocument) -> dict[str, Any]:
@@ -241,9 +255,7 @@ def _load_config(path: Path | None) -> dict[str, Any]:
 @click.option("--optimization-type", type=click.Choice(["ctranslate2", "vllm"]))
 @click.option("--quantization-type", type=click.Choice(["no_quantization", "int8_float16"]))
 @click.option("--previously-deployed", is_flag=True, default=None, help="isDeployedPreviously.")
-@click.option("--wait", is_flag=True, help=_WAIT_HELP)
-@click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for --wait (exit 6).")
-@click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
+@job_options
 @click.pass_context
 def deploy_command(
     ctx: click.Context,
@@ -294,9 +306,7 @@ def _job_result(verb: str, model_id: str, job: JobDocument, waited: bool) -> str
 
 @click.command("undeploy")
 @click.argument("model_id")
-@click.option("--wait", is_flag=True, help=_WAIT_HELP)
-@click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for --wait (exit 6).")
-@click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
+@job_options
 @click.pass_context
 def undeploy_command(
     ctx: click.Context, model_id: str, wait: bool, timeout: float | None, json_mode: bool
@@ -327,9 +337,7 @@ def undeploy_command(
 
 @click.command("status")
 @click.argument("dock_status_id")
-@click.option("--wait", is_flag=True, help=_WAIT_HELP)
-@click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for --wait (exit 6).")
-@click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
+@job_options
 @click.pass_context
 def status_command(
     ctx: click.Context, dock_status_id: str, wait: bool, timeout: float | None, json_mode: bool

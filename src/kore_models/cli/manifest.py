@@ -8,13 +8,13 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .._atomic import write_json_atomically
 from ..errors import ConfigurationError
 
 __all__ = ["Entry", "ManifestError", "StateFile", "parse_manifest", "state_path_for"]
@@ -238,16 +238,5 @@ class StateFile:
             entries = self._read()
             entries[str(entry.path)] = row
             document = {"version": self.VERSION, "entries": entries}
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(document, handle, indent=2, sort_keys=True)
-                    handle.write("\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_json_atomically(self.path, document, pretty=True)
             self.entries = entries

@@ -20,12 +20,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .._atomic import write_json_atomically
 from ..errors import JournalError
 
 __all__ = ["Fingerprint", "Journal", "JournalRecord", "fingerprint_file", "journal_path"]
@@ -168,19 +168,7 @@ class Journal:
             return None
 
     def _write(self, document: dict[str, Any], durable: bool = True) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, separators=(",", ":"))
-                handle.flush()
-                if durable:
-                    os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_json_atomically(self.path, document, durable=durable)
 
     async def save(self, *, durable: bool = False) -> None:
         """Write the current record atomically (fsynced if ``durable``); calls coalesce."""
