@@ -134,7 +134,13 @@ class Models(ModelsAPI):
         tracker = ProgressTracker(on_progress)
         tracker.phase(Phase.PROCESSING, message="exporting on the server")
         job = await super().export(model_id)
-        final = await self._wait(job, timeout, tracker)
+        final = await self._wait(
+            job,
+            timeout,
+            lambda doc: tracker.update(
+                job_status=doc.status, job_percentage=doc.percentage_complete
+            ),
+        )
         url = final.download_url
         if not url:
             raise DownloadError(
@@ -160,22 +166,20 @@ class Models(ModelsAPI):
         )
 
     async def _wait(
-        self, job: JobDocument, timeout: float | None, tracker: ProgressTracker | None = None
+        self,
+        job: JobDocument,
+        timeout: float | None,
+        on_update: Callable[[JobDocument], None] | None = None,
     ) -> JobDocument:
         if job.dock_status_id is None:
             return job
-
-        def update(doc: JobDocument) -> None:
-            if tracker is not None:
-                tracker.update(job_status=doc.status, job_percentage=doc.percentage_complete)
-
         return await wait_for_job(
             self._dock,
             job.dock_status_id,
             policy=poll_policy_from(self._transport.settings),
             timeout=timeout,
-            on_update=update,
-            first=job if job.is_terminal else None,
+            on_update=on_update,
+            first=job,
         )
 
     async def deploy(
@@ -186,14 +190,23 @@ class Models(ModelsAPI):
         *,
         wait: bool = False,
         timeout: float | None = None,
+        on_update: Callable[[JobDocument], None] | None = None,
     ) -> JobDocument:
-        """Deploy; with ``wait`` return the final job document (FAILED raises)."""
+        """Deploy; with ``wait`` return the final job document (FAILED raises).
+
+        ``on_update`` receives each changed job document while waiting.
+        """
         job = await super().deploy(model_id, model_type, config)
-        return await self._wait(job, timeout) if wait else job
+        return await self._wait(job, timeout, on_update) if wait else job
 
     async def undeploy(
-        self, model_id: str, *, wait: bool = False, timeout: float | None = None
+        self,
+        model_id: str,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        on_update: Callable[[JobDocument], None] | None = None,
     ) -> JobDocument:
         """Undeploy; with ``wait`` return the final job document (FAILED raises)."""
         job = await super().undeploy(model_id)
-        return await self._wait(job, timeout) if wait else job
+        return await self._wait(job, timeout, on_update) if wait else job

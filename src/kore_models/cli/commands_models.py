@@ -70,7 +70,7 @@ def job_line(job: JobDocument) -> str:
     return " ".join(parts)
 
 
-def _watch_note(out: Output, what: str) -> Any:
+def _watch_note(out: Output, what: str) -> Callable[[JobDocument], None]:
     """An on_update that logs each status change of a waited-for job on stderr."""
 
     def on_update(job: JobDocument) -> None:
@@ -282,13 +282,14 @@ def deploy_command(
     async def main() -> int:
         config = build_deploy_config(_load_config(config_file), fields)
         async with g.client() as kore:
-            job = await kore.models.deploy(model_id, cast(ModelType, model_type), config)
-            if wait and job.dock_status_id:
-                job = await kore.dock_status.wait(
-                    job.dock_status_id,
-                    timeout=timeout,
-                    on_update=_watch_note(out, f"deploy {model_id}"),
-                )
+            job = await kore.models.deploy(
+                model_id,
+                cast(ModelType, model_type),
+                config,
+                wait=wait,
+                timeout=timeout,
+                on_update=_watch_note(out, f"deploy {model_id}"),
+            )
         out.result(job_json(job), _job_result("deploy", model_id, job, wait))
         return EXIT_OK
 
@@ -322,13 +323,12 @@ def undeploy_command(
 
     async def main() -> int:
         async with g.client() as kore:
-            job = await kore.models.undeploy(model_id, wait=False)
-            if wait and job.dock_status_id:
-                job = await kore.dock_status.wait(
-                    job.dock_status_id,
-                    timeout=timeout,
-                    on_update=_watch_note(out, f"undeploy {model_id}"),
-                )
+            job = await kore.models.undeploy(
+                model_id,
+                wait=wait,
+                timeout=timeout,
+                on_update=_watch_note(out, f"undeploy {model_id}"),
+            )
         out.result(job_json(job), _job_result("undeploy", model_id, job, wait))
         return EXIT_OK
 

@@ -98,20 +98,18 @@ async def wait_for_job(
 ) -> JobDocument:
     """Poll until the job ends: return the SUCCESS document, raise on FAILED or deadline.
 
-    ``first`` is a document already in hand (e.g. from complete); if it is terminal no
+    ``first`` is a document already in hand (e.g. from complete). If it is terminal no
     request is made, unless it is a FAILED one without a reason (complete's short document
     carries none): then the job's full document is fetched once, for the server's message.
+    A running ``first`` is ignored and polling starts at once.
     """
-    if first is not None and first.is_terminal and not (first.failed and not first.message):
-        documents: list[JobDocument] = [first]
-    else:
-        documents = []
+    final = first
+    if final is None or not final.is_terminal or (final.failed and not final.message):
         async for document in watch_job(api, dock_status_id, policy=policy, timeout=timeout):
             if on_update is not None:
                 on_update(document)
-            documents.append(document)
-            documents = documents[-1:]
-    final = documents[-1]
+            final = document
+    assert final is not None  # watch_job yields at least the first poll
     if final.failed:
         reason = final.message or "the server gave no reason"
         raise JobFailedError(

@@ -227,7 +227,7 @@ async def _run_import(
                 job.dock_status_id,
                 policy=poll_policy,
                 timeout=timeout,
-                first=job if job.is_terminal else None,
+                first=job,
                 on_update=lambda doc: tracker.update(
                     job_status=doc.status, job_percentage=doc.percentage_complete
                 ),
