@@ -6,6 +6,8 @@ Every error the library raises derives from :class:`KoreError`::
     ├── ConfigurationError          bad or missing settings (also a ValueError)
     ├── TransportError              the request never produced an HTTP response
     │   ├── KoreConnectionError     DNS, refused, reset (also a ConnectionError)
+    │   │   ├── TLSError            certificate not trusted, handshake failed (not retried)
+    │   │   └── ProxyError          the proxy refused (407) or cannot be reached
     │   └── KoreTimeoutError        connect or read timeout (also a TimeoutError)
     │       └── StallError          no byte moved for the stall timeout
     ├── APIStatusError              an HTTP response with a non-2xx status
@@ -28,7 +30,10 @@ Every error the library raises derives from :class:`KoreError`::
         ├── FileChangedError        the file changed while it was being uploaded
         ├── UploadError             chunks failed after the retry budget; lists them
         ├── JournalError            a resume journal that cannot be used
-        └── DownloadError           a download that failed or whose size did not match
+        ├── DownloadError           a download that failed or whose size did not match
+        ├── IntegrityError          a SHA-256 that does not match the expected one
+        ├── LocalStorageError       a local write failed (disk full, read-only, not a file)
+        └── LockedError             another run holds the journal or the download's lock
 
 The API key never appears in a message: :func:`redact` scrubs it from any text that
 reaches an exception, and no exception stores request headers.
@@ -50,6 +55,7 @@ __all__ = [
     "DownloadError",
     "FileChangedError",
     "GoneError",
+    "IntegrityError",
     "JobFailedError",
     "JobTimeoutError",
     "JournalError",
@@ -57,14 +63,18 @@ __all__ = [
     "KoreError",
     "KoreTimeoutError",
     "LocalFileError",
+    "LocalStorageError",
+    "LockedError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "ProxyError",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseValidationError",
     "ServerError",
     "StallError",
+    "TLSError",
     "TransferError",
     "TransportError",
     "UnprocessableEntityError",
@@ -104,6 +114,14 @@ class TransportError(KoreError):
 
 class KoreConnectionError(TransportError, ConnectionError):
     """The connection could not be made or was lost (DNS, refused, reset)."""
+
+
+class TLSError(KoreConnectionError):
+    """The TLS handshake failed: an untrusted certificate, or TLS spoken to a plain port."""
+
+
+class ProxyError(KoreConnectionError):
+    """The proxy refused the request (407) or could not be reached."""
 
 
 class KoreTimeoutError(TransportError, TimeoutError):
@@ -251,6 +269,23 @@ class JournalError(TransferError):
 
 class DownloadError(TransferError):
     """A download failed or its size did not match what the server announced."""
+
+
+class IntegrityError(TransferError):
+    """A SHA-256 did not match: ``expected`` and ``actual`` carry both hex digests."""
+
+    def __init__(self, message: str, *, expected: str | None = None, actual: str | None = None):
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class LocalStorageError(TransferError):
+    """A local write failed for a reason a retry cannot fix (disk full, read-only, not a file)."""
+
+
+class LockedError(TransferError):
+    """Another run holds the lock of this import's journal or this download's destination."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -222,7 +222,7 @@ def test_a_chunk_size_above_the_servers_limit_fails_on_the_first_chunk_without_r
     path = model_tar(tmp_path, size=3 * MiB)
     emu.configure(max_chunk_bytes=MiB)
     result = invoke(emu.url, "import", str(path), "--chunk-size", "1GiB")
-    assert result.exit_code == 7, result.output
+    assert result.exit_code == 10, result.output
     assert_one_clean_error_line(result.stderr, "HTTP 413", "max_chunk_bytes")
     counters = emu.counters()
     assert counters["requests"]["chunk"] == 1, "a 413 is not retried"

@@ -9,31 +9,48 @@ from urllib.parse import urlsplit
 from ..errors import (
     APIStatusError,
     AuthenticationError,
+    BadRequestError,
     ConfigurationError,
+    ConflictError,
     FileChangedError,
     GoneError,
+    IntegrityError,
     JobFailedError,
     JobTimeoutError,
     JournalError,
     KoreError,
     KoreTimeoutError,
     LocalFileError,
+    LocalStorageError,
+    LockedError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
+    ProxyError,
+    TLSError,
+    UnprocessableEntityError,
     redact,
 )
 
 __all__ = [
     "EXIT_AUTH",
     "EXIT_CODES",
+    "EXIT_CONFLICT",
     "EXIT_FILE",
+    "EXIT_INTEGRITY",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_JOB_FAILED",
+    "EXIT_LOCAL_STORAGE",
+    "EXIT_LOCKED",
     "EXIT_NETWORK",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_PROXY",
+    "EXIT_REJECTED",
+    "EXIT_TERMINATED",
     "EXIT_TIMEOUT",
+    "EXIT_TLS",
     "EXIT_USAGE",
     "describe",
     "error_json",
@@ -50,7 +67,15 @@ EXIT_JOB_FAILED = 5
 EXIT_TIMEOUT = 6
 EXIT_NETWORK = 7
 EXIT_FILE = 8
+EXIT_CONFLICT = 9
+EXIT_REJECTED = 10
+EXIT_INTEGRITY = 11
+EXIT_LOCAL_STORAGE = 12
+EXIT_TLS = 13
+EXIT_PROXY = 14
+EXIT_LOCKED = 15
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
@@ -60,10 +85,18 @@ EXIT_CODES: dict[int, str] = {
     EXIT_NOT_FOUND: "not found: HTTP 404 or 410 (unknown model, job or expired session)",
     EXIT_JOB_FAILED: "the server's job ended FAILED",
     EXIT_TIMEOUT: "timeout: the job did not end in --timeout, or a connect/read/stall timeout",
-    EXIT_NETWORK: "network or server error: connection, 5xx, 429, other HTTP errors, "
+    EXIT_NETWORK: "network or server error, worth retrying: connection, 5xx, 429, "
     "chunks that failed after retries, bad responses, failed download",
     EXIT_FILE: "the local file changed during the upload, or its resume journal is unusable",
+    EXIT_CONFLICT: "conflict: HTTP 409 (the resource is in a state that forbids the request)",
+    EXIT_REJECTED: "the server rejected the request: HTTP 400, 413 or 422 (do not retry as is)",
+    EXIT_INTEGRITY: "integrity: a SHA-256 did not match (verify, export --sha256)",
+    EXIT_LOCAL_STORAGE: "local storage: a write failed (disk full, read-only, not a regular file)",
+    EXIT_TLS: "TLS: the certificate is not trusted (see --ca-bundle) or the port speaks plain HTTP",
+    EXIT_PROXY: "proxy: it refused the credentials (407) or cannot be reached",
+    EXIT_LOCKED: "another kore-models run holds this import's journal or this download",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C / SIGINT); run the same command again to resume",
+    EXIT_TERMINATED: "terminated (SIGTERM); run the same command again to resume",
 }
 
 
@@ -79,6 +112,20 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_NOT_FOUND
     if isinstance(exc, JobFailedError):
         return EXIT_JOB_FAILED
+    if isinstance(exc, ConflictError):
+        return EXIT_CONFLICT
+    if isinstance(exc, BadRequestError | PayloadTooLargeError | UnprocessableEntityError):
+        return EXIT_REJECTED
+    if isinstance(exc, IntegrityError):
+        return EXIT_INTEGRITY
+    if isinstance(exc, LocalStorageError):
+        return EXIT_LOCAL_STORAGE
+    if isinstance(exc, TLSError):
+        return EXIT_TLS
+    if isinstance(exc, ProxyError):
+        return EXIT_PROXY
+    if isinstance(exc, LockedError):
+        return EXIT_LOCKED
     if isinstance(exc, JobTimeoutError | KoreTimeoutError):
         return EXIT_TIMEOUT
     if isinstance(exc, FileChangedError | JournalError):
