@@ -1,0 +1,77 @@
+"""A resizable semaphore: the request slots whose count the concurrency controller sets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+__all__ = ["SlotPool"]
+
+
+class SlotPool:
+    """Up to :attr:`limit` holders at once; the limit may change at any moment.
+
+    Raising the limit wakes waiters at once (first come, first served); lowering it
+    never interrupts a holder: the pool just hands out no slot until enough have been
+    returned. A waiter cancelled after it was handed a slot gives the slot back.
+    """
+
+    def __init__(self, limit: int):
+        if limit < 1:
+            raise ValueError(f"the slot limit must be at least 1, not {limit}")
+        self._limit = limit
+        self._in_use = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> int:
+        """How many slots may be held at once."""
+        return self._limit
+
+    @property
+    def in_use(self) -> int:
+        """How many slots are held now."""
+        return self._in_use
+
+    @property
+    def waiting(self) -> int:
+        """How many callers wait for a slot."""
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
+    def resize(self, limit: int) -> None:
+        """Set the limit (at least 1) and wake as many waiters as it now allows."""
+        if limit < 1:
+            raise ValueError(f"the slot limit must be at least 1, not {limit}")
+        self._limit = limit
+        self._hand_out()
+
+    async def acquire(self) -> None:
+        """Wait for a slot and take it."""
+        if self._in_use < self._limit and not self.waiting:
+            self._in_use += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as the caller was cancelled
+            else:
+                waiter.cancel()
+            raise
+
+    def release(self) -> None:
+        """Return a slot."""
+        if self._in_use <= 0:
+            raise RuntimeError("release() without a matching acquire()")
+        self._in_use -= 1
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        while self._waiters and self._in_use < self._limit:
+            waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            self._in_use += 1
+            waiter.set_result(None)
