@@ -59,6 +59,11 @@ def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return loop.run_until_complete(main())
     finally:
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.close()
 
 
