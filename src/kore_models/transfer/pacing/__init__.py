@@ -11,18 +11,22 @@ of the client (several files at once included) draws from the same limits:
 from __future__ import annotations
 
 from .bucket import TokenBucket
-from .controller import ConcurrencyController, Decision, SlotTicket, TuningConfig
+from .controller import ConcurrencyController, Decision, SlotContext, SlotTicket, TuningConfig
 from .gate import PauseGate
+from .pacer import Pacer, process_bucket
 from .signals import Congestion, congestion_of, retry_after_of
 
 __all__ = [
     "ConcurrencyController",
     "Congestion",
     "Decision",
+    "Pacer",
     "PauseGate",
+    "SlotContext",
     "SlotTicket",
     "TokenBucket",
     "TuningConfig",
     "congestion_of",
+    "process_bucket",
     "retry_after_of",
 ]

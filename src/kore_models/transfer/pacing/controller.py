@@ -31,13 +31,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from types import TracebackType
 
+from .epoch import Epoch
 from .gate import PauseGate
 from .signals import Congestion, congestion_of
-from .slots import SlotPool
+from .slots import SlotContext, SlotPool, SlotTicket
 
-__all__ = ["ConcurrencyController", "Decision", "SlotTicket", "TuningConfig"]
+__all__ = ["ConcurrencyController", "Decision", "SlotContext", "SlotTicket", "TuningConfig"]
 
 log = logging.getLogger("kore_models.pacing")
 
@@ -70,81 +70,12 @@ class Decision:
     goodput: float = 0.0
 
 
-class SlotTicket:
-    """A held slot; report acknowledged bytes with :meth:`add` before leaving it."""
-
-    __slots__ = ("bytes", "started")
-
-    def __init__(self, started: float):
-        self.started = started
-        self.bytes = 0
-
-    def add(self, count: int) -> None:
-        """``count`` more bytes were acknowledged (or arrived) for this request."""
-        self.bytes += count
-
-
 class _Mode(StrEnum):
     FIXED = "fixed"
     RAMP = "ramp"
     PROBE_UP = "probe up"
     PROBE_DOWN = "probe down"
     HOLD = "hold"
-
-
-class _Epoch:
-    """Goodput of one level, from the requests that started at it."""
-
-    def __init__(self, level: int, start: float, in_flight: int):
-        self.level = level
-        self.start = start
-        self.area = 0.0
-        self.last = start
-        self.in_flight = in_flight
-        self.bytes = 0
-        self.busy = 0.0
-        self.samples = 0
-
-    def note_in_flight(self, now: float, in_flight: int) -> None:
-        self.area += self.in_flight * (now - self.last)
-        self.last = now
-        self.in_flight = in_flight
-
-    def add(self, started: float, now: float, count: int) -> None:
-        if started >= self.start:
-            self.bytes += count
-            self.busy += now - started
-            self.samples += 1
-
-    def mean_in_flight(self, now: float) -> float:
-        span = now - self.start
-        if span <= 0:
-            return float(self.in_flight)
-        return (self.area + self.in_flight * (now - self.last)) / span
-
-    def goodput(self, now: float) -> float:
-        if self.busy <= 0:
-            return 0.0
-        return self.mean_in_flight(now) * self.bytes / self.busy
-
-
-class _SlotContext:
-    def __init__(self, controller: ConcurrencyController):
-        self._controller = controller
-        self._ticket: SlotTicket | None = None
-
-    async def __aenter__(self) -> SlotTicket:
-        self._ticket = await self._controller._enter()
-        return self._ticket
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._ticket is not None
-        self._controller._leave(self._ticket, exc)
 
 
 class ConcurrencyController:
@@ -172,7 +103,7 @@ class ConcurrencyController:
         self._pool = SlotPool(level)
         now = clock()
         self._mode = _Mode.RAMP if self.adaptive else _Mode.FIXED
-        self._epoch = _Epoch(level, now, 0)
+        self._epoch = Epoch(level, now, 0)
         self._baseline: tuple[int, float] | None = None
         self._slow_start = True
         self._ceiling: int | None = None
@@ -224,13 +155,13 @@ class ConcurrencyController:
         self._listeners.append(listener)
 
     # ------------------------------------------------------------------ slots
-    def slot(self) -> _SlotContext:
+    def slot(self) -> SlotContext:
         """``async with controller.slot() as ticket:`` around one request attempt.
 
         Waits for the pause gate and a free slot; on a clean exit the bytes given to
         ``ticket.add`` count as goodput; an exception that signals congestion cuts.
         """
-        return _SlotContext(self)
+        return SlotContext(self._enter, self._leave)
 
     async def _enter(self) -> SlotTicket:
         while True:
@@ -389,7 +320,7 @@ class ConcurrencyController:
         self._next_probe = now + self.config.reprobe_interval
         if level == self.limit:
             self._mode = _Mode.HOLD
-            self._epoch = _Epoch(level, now, self._pool.in_use)
+            self._epoch = Epoch(level, now, self._pool.in_use)
             log.debug("concurrency holds at %d: %s", level, why)
             return
         self._change(
@@ -402,10 +333,10 @@ class ConcurrencyController:
         if mode is _Mode.HOLD:
             self._next_probe = max(self._next_probe, now + self.config.reprobe_interval)
         if new == old:
-            self._epoch = _Epoch(new, now, self._pool.in_use)
+            self._epoch = Epoch(new, now, self._pool.in_use)
             return
         self._pool.resize(new)
-        self._epoch = _Epoch(new, now, self._pool.in_use)
+        self._epoch = Epoch(new, now, self._pool.in_use)
         self.peak = max(self.peak, new)
         decision = Decision(at=now, old=old, new=new, reason=why, goodput=goodput)
         self.decisions.append(decision)

@@ -1,11 +1,13 @@
-"""A resizable semaphore: the request slots whose count the concurrency controller sets."""
+"""Request slots: a resizable semaphore whose size the controller sets, and the slot context."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 
-__all__ = ["SlotPool"]
+__all__ = ["SlotContext", "SlotPool", "SlotTicket"]
 
 
 class SlotPool:
@@ -75,3 +77,43 @@ class SlotPool:
                 continue
             self._in_use += 1
             waiter.set_result(None)
+
+
+class SlotTicket:
+    """A held slot; report acknowledged bytes with :meth:`add` before leaving it."""
+
+    __slots__ = ("bytes", "started")
+
+    def __init__(self, started: float):
+        self.started = started
+        self.bytes = 0
+
+    def add(self, count: int) -> None:
+        """``count`` more bytes were acknowledged (or arrived) for this request."""
+        self.bytes += count
+
+
+class SlotContext:
+    """``async with``: take a slot on entry, hand it back (with the outcome) on exit."""
+
+    def __init__(
+        self,
+        enter: Callable[[], Awaitable[SlotTicket]],
+        leave: Callable[[SlotTicket, BaseException | None], None],
+    ):
+        self._enter = enter
+        self._leave = leave
+        self._ticket: SlotTicket | None = None
+
+    async def __aenter__(self) -> SlotTicket:
+        self._ticket = await self._enter()
+        return self._ticket
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._ticket is not None, "a slot left without being entered"
+        self._leave(self._ticket, exc)
