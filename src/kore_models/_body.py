@@ -6,13 +6,14 @@ connection, so a chunk is never held whole in memory and the event loop never bl
 disk. Each write must drain within the stall timeout, else the attempt fails with a
 :class:`~kore_models.errors.StallError` (aiohttp has no write timeout of its own). Before
 the first read the file's size and mtime are compared with what the upload planned for.
+An optional ``throttle(count)`` is awaited before each block is written (the rate cap).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -63,6 +64,7 @@ class FileSlicePayload(Payload):
         block_size: int,
         stall_timeout: float,
         on_bytes: Callable[[int], None] | None = None,
+        throttle: Callable[[int], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(source, content_type="application/octet-stream", **kwargs)
@@ -71,6 +73,7 @@ class FileSlicePayload(Payload):
         self._block_size = block_size
         self._stall_timeout = stall_timeout
         self._on_bytes = on_bytes
+        self._throttle = throttle
         self.error: BaseException | None = None
         self.bytes_sent = 0
 
@@ -129,6 +132,8 @@ class FileSlicePayload(Payload):
                         f"{src.path} is shorter than planned (ended at byte "
                         f"{src.offset + src.length - remaining}); the import was stopped"
                     )
+                if self._throttle is not None:
+                    await self._throttle(count)  # the rate cap; not a stall
                 try:
                     async with asyncio.timeout(self._stall_timeout):
                         await writer.write(view[:count])

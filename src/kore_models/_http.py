@@ -14,8 +14,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -34,7 +35,15 @@ from .errors import (
 )
 from .settings import Settings
 
-__all__ = ["ApiResponse", "BodyFactory", "Transport", "encode_segment", "same_origin"]
+__all__ = [
+    "ApiResponse",
+    "BodyFactory",
+    "PacedTicket",
+    "RequestPacing",
+    "Transport",
+    "encode_segment",
+    "same_origin",
+]
 
 log = logging.getLogger("kore_models.http")
 
@@ -42,6 +51,22 @@ BodyFactory = Callable[[], tuple[Any, Any]]
 """Called once per attempt: returns ``(aiohttp data, payload to check for errors or None)``."""
 
 _FORBIDDEN_SEGMENTS = {"", ".", ".."}
+
+
+class PacedTicket(Protocol):
+    """A held request slot; ``add`` reports the bytes the request moved."""
+
+    def add(self, count: int) -> None: ...
+
+
+class RequestPacing(Protocol):
+    """What the transport needs of a client's pacing (kore_models.transfer.pacing.Pacer)."""
+
+    def slot(self, *, honour_pause: bool = True) -> AbstractAsyncContextManager[PacedTicket]: ...
+
+    async def wait_until_open(self) -> None: ...
+
+    def pause(self, seconds: float, reason: str, source: BaseException | None = None) -> None: ...
 
 
 def encode_segment(value: str, *, what: str) -> str:
@@ -109,8 +134,14 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 class Transport:
     """Sends requests to ``{host}/api/public`` with the key, timeouts and the retry rulebook."""
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession | None = None,
+        pacing: RequestPacing | None = None,
+    ):
         self.settings = settings
+        self.pacing = pacing
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -176,18 +207,44 @@ class Transport:
         retry: bool = True,
         budget: RetryBudget | None = None,
         on_retry: Callable[[BaseException, float], None] | None = None,
+        pace: RequestPacing | None = None,
+        pace_bytes: int = 0,
     ) -> ApiResponse:
-        """Send one API call (retried per the rulebook) and return its parsed JSON."""
+        """Send one API call (retried per the rulebook) and return its parsed JSON.
+
+        Every attempt waits while the client is paused by a server's Retry-After (and a
+        Retry-After met here pauses the whole client). With ``pace`` each attempt also
+        holds one of its concurrency slots and, on success, counts ``pace_bytes`` as goodput.
+        """
         url = self.url_for(segments)
+        # The attempt after this call's own Retry-After wait does not wait again at the
+        # client's pause gate: the gate holds back the client's other, new requests.
+        waited_out = False
 
         async def attempt() -> ApiResponse:
+            nonlocal waited_out
+            honour_pause, waited_out = not waited_out, False
+            if pace is not None:
+                async with pace.slot(honour_pause=honour_pause) as ticket:
+                    response = await self._send_once(method, url, json_body, params, body)
+                    ticket.add(pace_bytes)
+                    return response
+            if self.pacing is not None and honour_pause:
+                await self.pacing.wait_until_open()
             return await self._send_once(method, url, json_body, params, body)
+
+        def pause_client(seconds: float, error: BaseException) -> None:
+            nonlocal waited_out
+            waited_out = True
+            if self.pacing is not None:
+                self.pacing.pause(seconds, "Retry-After", error)
 
         return await call_with_retry(
             attempt,
             self.policy,
             budget=budget,
             on_retry=on_retry,
+            on_retry_after=pause_client,
             retry=retry,
             describe=f"{method} {url}",
         )

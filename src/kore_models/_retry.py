@@ -165,6 +165,7 @@ async def call_with_retry(
     *,
     budget: RetryBudget | None = None,
     on_retry: Callable[[BaseException, float], None] | None = None,
+    on_retry_after: Callable[[float, BaseException], None] | None = None,
     retry: bool = True,
     describe: str = "request",
     sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -173,6 +174,9 @@ async def call_with_retry(
 
     ``operation`` is called afresh for each attempt, so it must rebuild its request body.
     ``on_retry(error, wait)`` runs before each wait (the uploader rewinds progress there).
+    ``on_retry_after(seconds, error)`` runs when that wait is the server's Retry-After
+    (capped), so the client can pause all its new requests, not only this one; never
+    with ``policy.sleeps`` false.
     ``sleep`` replaces ``asyncio.sleep`` for the waits (tests record them); with
     ``policy.sleeps`` false no wait happens at all.
     """
@@ -200,6 +204,15 @@ async def call_with_retry(
         )
         if on_retry is not None and exc is not None:
             on_retry(exc, delay)
+        retry_after = getattr(exc, "retry_after", None)
+        if (
+            on_retry_after is not None
+            and exc is not None
+            and policy.sleeps
+            and isinstance(retry_after, (int, float))
+            and retry_after >= 0
+        ):
+            on_retry_after(min(float(retry_after), policy.retry_after_cap), exc)
 
     def retryable(exc: BaseException) -> bool:
         return is_retryable(exc) and not (budget is not None and budget.exhausted)

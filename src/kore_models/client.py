@@ -17,6 +17,7 @@ from ._http import Transport
 from .errors import ConfigurationError
 from .resources import DockStatus, Files, Models
 from .settings import Settings
+from .transfer.pacing import Pacer
 
 __all__ = ["KoreClient"]
 
@@ -42,7 +43,8 @@ class KoreClient:
         retry_deadline: float | None = None,
         retry_sleeps: bool | None = None,
         chunk_size: int | str | None = None,
-        concurrency: int | None = None,
+        concurrency: int | str | None = None,
+        limit_rate: int | str | None = None,
         state_dir: Path | str | None = None,
         settings: Settings | None = None,
         **other_settings: Any,
@@ -59,6 +61,7 @@ class KoreClient:
             "retry_sleeps": retry_sleeps,
             "chunk_size": chunk_size,
             "concurrency": concurrency,
+            "limit_rate": limit_rate,
             "state_dir": state_dir,
             **other_settings,
         }
@@ -72,7 +75,9 @@ class KoreClient:
         else:
             settings = Settings.resolve(**options)
         self.settings = settings
-        self._transport = Transport(settings, session)
+        # One controller, pause gate and rate bucket for every transfer of this client.
+        self.pacer = Pacer.from_settings(settings)
+        self._transport = Transport(settings, session, pacing=self.pacer)
         self.files = Files(self._transport)
         self.dock_status = DockStatus(self._transport)
         self.models = Models(self._transport, self.files, self.dock_status)

@@ -36,6 +36,8 @@ class ImportResult(_Result):
     chunks_resumed: int = Field(description="Chunks already on the server from an earlier run")
     bytes_sent: int = Field(description="Bytes sent by this run (resumed chunks excluded)")
     retries: int = Field(description="Retried requests")
+    peak_concurrency: int = Field(default=0, description="Most chunk requests allowed at once")
+    final_concurrency: int = Field(default=0, description="Chunk requests allowed at the end")
     seconds: float = Field(description="Wall time of this run")
     resumed: bool = Field(description="True when an earlier run's session was reused")
     job: JobDocument | None = Field(default=None, description="The final job document")

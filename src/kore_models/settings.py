@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -25,12 +25,30 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError, format_validation_error
-from .units import MiB, parse_size
+from .units import MiB, parse_rate, parse_size
 
 __all__ = ["Settings", "default_state_dir", "is_loopback_host", "normalise_host"]
 
 ByteCount = Annotated[int, BeforeValidator(parse_size)]
 """An int field that also takes ``16MiB``-style texts (from arguments or ``KORE_*``)."""
+
+ByteRate = Annotated[int, BeforeValidator(parse_rate)]
+"""Bytes per second; also takes ``50MB/s``-style texts."""
+
+
+def _auto_or_int(value: Any) -> Any:
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text == "auto":
+        return "auto"
+    if text is not None and text.isdigit():
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+        raise ValueError(f'concurrency must be "auto" or a number from 1 to 256, not {value!r}')
+    return value
+
+
+Concurrency = Annotated[int | Literal["auto"], BeforeValidator(_auto_or_int)]
+"""``"auto"`` (the controller finds it) or a pinned number of requests in flight."""
 
 
 def default_state_dir() -> Path:
@@ -149,7 +167,18 @@ class Settings(BaseSettings):
     max_chunks: int = Field(
         default=10_000, ge=1, description="Chunk count above which the size is raised"
     )
-    concurrency: int = Field(default=8, ge=1, le=256, description="Chunk uploads in flight")
+    concurrency: Concurrency = Field(
+        default="auto",
+        description='Requests in flight per client: "auto" (found by measuring) or a number',
+    )
+    max_concurrency: int = Field(
+        default=32, ge=1, le=256, description='Most requests in flight that "auto" may use'
+    )
+    limit_rate: ByteRate | None = Field(
+        default=None,
+        ge=1,
+        description="Cap on upload plus download bytes per second for the process (e.g. 50MB/s)",
+    )
     read_block_size: ByteCount = Field(
         default=1 * MiB, ge=4096, description="Largest single disk read"
     )

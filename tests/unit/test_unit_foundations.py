@@ -91,7 +91,7 @@ def test_one_set_of_bounds_for_library_env_and_cli(
     monkeypatch.setenv("KORE_CONCURRENCY", "10000")
     with pytest.raises(ConfigurationError, match="concurrency"):
         Settings.resolve(host="h.example", api_key=KEY)
-    assert Settings.bounds("concurrency") == (1, 256)
+    assert Settings.bounds("max_concurrency") == (1, 256)
     assert settings.replace(chunk_size="1MiB", state_dir=tmp_path).chunk_size == 1024**2
 
 

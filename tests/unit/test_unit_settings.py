@@ -17,7 +17,7 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
     defaults = Settings.resolve(host="a.example", api_key=KEY)
     assert defaults.chunk_size == 16 * 1024 * 1024
     assert defaults.max_attempts == 6
-    assert defaults.concurrency == 8
+    assert defaults.concurrency == "auto"
     assert defaults.retry_sleeps is True
 
     monkeypatch.setenv("KORE_HOST", "env.example")
@@ -31,7 +31,7 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
     assert from_env.chunk_size == 1024 * 1024
     assert from_env.max_attempts == 3
     assert from_env.retry_sleeps is False
-    assert from_env.concurrency == 8  # untouched: the default
+    assert from_env.concurrency == "auto"  # untouched: the default
 
     given = Settings.resolve(
         host="arg.example", api_key="kg-from-arg", chunk_size=4096, max_attempts=None

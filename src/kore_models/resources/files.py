@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp.payload import BytesPayload
 from pydantic import ValidationError
 
 from .._body import FileSlice, FileSlicePayload, build_chunk_form
-from .._http import Transport, encode_segment
+from .._http import RequestPacing, Transport, encode_segment
 from .._retry import RetryBudget
 from ..errors import ConfigurationError, format_validation_error
 from ..types import ChunkAccepted, JobDocument, SessionStarted, StartSessionRequest
@@ -65,10 +65,14 @@ class Files:
         on_retry: Callable[[BaseException, float], None] | None = None,
         retry: bool = True,
         block_size: int | None = None,
+        pace: RequestPacing | None = None,
+        throttle: Callable[[int], Awaitable[None]] | None = None,
     ) -> ChunkAccepted:
         """Upload one 0-based chunk as multipart parts ``file`` and ``chunkNumber``.
 
         ``body`` is bytes, or a :class:`FileSlice` streamed from disk on every attempt.
+        ``pace`` (the client's concurrency controller) gives each attempt a slot;
+        ``throttle(count)`` is awaited before each block is sent (the rate cap).
         """
         if isinstance(chunk_number, bool) or not isinstance(chunk_number, int) or chunk_number < 0:
             raise ConfigurationError(
@@ -83,6 +87,7 @@ class Files:
                     block_size=block_size or settings.read_block_size,
                     stall_timeout=settings.stall_timeout,
                     on_bytes=on_bytes,
+                    throttle=throttle,
                 )
             else:
                 part = BytesPayload(bytes(body), content_type="application/octet-stream")
@@ -95,6 +100,8 @@ class Files:
             budget=budget,
             on_retry=on_retry,
             retry=retry,
+            pace=pace,
+            pace_bytes=body.length if isinstance(body, FileSlice) else len(body),
         )
         return parse_as(ChunkAccepted, response, what=f"upload chunk {chunk_number}")
 

@@ -13,7 +13,9 @@ from pydantic import ValidationError
 from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
 from ..results import ExportResult, ImportResult
+from ..settings import Settings
 from ..transfer.download import download_file
+from ..transfer.pacing import Pacer
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
 from ..transfer.upload import import_file
 from ..types import DeployConfig, JobDocument, ModelType
@@ -37,6 +39,13 @@ class Models:
 
     def __repr__(self) -> str:
         return f"Models(host={self._transport.settings.host!r})"
+
+    def _pacer_for(self, settings: Settings) -> Pacer:
+        """The client's pacing (a call's own ``concurrency`` gets a controller of its own)."""
+        pacing = self._transport.pacing
+        if isinstance(pacing, Pacer):
+            return pacing.for_settings(settings)
+        return Pacer.from_settings(settings)
 
     async def export(self, model_id: str) -> JobDocument:
         """Start an export job; its document carries the download URL once it succeeded."""
@@ -101,7 +110,7 @@ class Models:
         *,
         is_adapter: bool = False,
         chunk_size: int | str | None = None,
-        concurrency: int | None = None,
+        concurrency: int | str | None = None,
         on_progress: ProgressCallback | None = None,
         resume: bool = True,
         wait: bool = True,
@@ -110,7 +119,9 @@ class Models:
         """Import a model file: plan, start a session, upload chunks, complete, await the job.
 
         ``chunk_size`` takes bytes or a text such as ``"16MiB"``; it and ``concurrency``
-        obey the same bounds as the settings. ``job_timeout`` is a hard deadline for the
+        (``"auto"`` or a number) obey the same bounds as the settings. Without
+        ``concurrency`` the client's one controller paces this import together with every
+        other transfer of the client. ``job_timeout`` is a hard deadline for the
         server's job after the upload (the upload itself is bounded by retries and the
         stall timeout). With ``resume`` an interrupted import continues from its journal.
         """
@@ -120,6 +131,7 @@ class Models:
             self._dock,
             settings,
             path,
+            pacer=self._pacer_for(settings),
             is_adapter=is_adapter,
             chunk_size_given=chunk_size is not None,
             on_progress=on_progress,

@@ -37,7 +37,9 @@ class ProgressEvent:
     """A snapshot of a transfer.
 
     ``throughput`` is bytes per second over the last few seconds; ``job_status`` and
-    ``job_percentage`` are the server's while it processes the file.
+    ``job_percentage`` are the server's while it processes the file. ``concurrency`` is
+    the number of requests allowed in flight now; ``decision`` is set on the one event
+    emitted when the controller changes it (``"concurrency 4 -> 8: why"``).
     """
 
     phase: Phase
@@ -51,6 +53,8 @@ class ProgressEvent:
     job_status: str | None = None
     job_percentage: float | None = None
     message: str | None = None
+    concurrency: int = 0
+    decision: str | None = None
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -127,6 +131,11 @@ class ProgressTracker:
         """Bytes of a failed attempt that will be sent again."""
         self.event = replace(self.event, bytes_done=max(0, self.event.bytes_done - count))
         self._emit(force=False)
+
+    def decided(self, concurrency: int, decision: str) -> None:
+        """The controller changed the concurrency: one event carries why (always emitted)."""
+        self.update(concurrency=concurrency, decision=decision)
+        self.event = replace(self.event, decision=None)
 
     def chunk_done(self) -> None:
         """One more chunk acknowledged."""

@@ -27,6 +27,7 @@ from ..settings import Settings
 from ..types import JobDocument
 from .journal import Fingerprint, Journal, JournalRecord
 from .localfile import file_extension
+from .pacing import Decision, Pacer
 from .plan import Chunk, ChunkPlan
 from .progress import ProgressTracker
 
@@ -92,7 +93,7 @@ class ChunkSender:
         fingerprint: Fingerprint,
         journal: Journal,
         tracker: ProgressTracker,
-        concurrency: int,
+        pacer: Pacer,
         is_adapter: bool,
     ):
         self.files = files
@@ -102,13 +103,14 @@ class ChunkSender:
         self.fingerprint = fingerprint
         self.journal = journal
         self.tracker = tracker
-        self.concurrency = concurrency
+        self.pacer = pacer
         self.is_adapter = is_adapter
-        budget = settings.upload_retry_budget or max(48, 4 * concurrency, plan.total_chunks // 2)
+        workers = pacer.workers
+        budget = settings.upload_retry_budget or max(48, 4 * workers, plan.total_chunks // 2)
         self.budget = RetryBudget(budget)
         self.chunks_sent = 0
         self.bytes_sent = 0
-        self.block_size = settings.block_size_for(concurrency)
+        self.peak_concurrency = self.final_concurrency = pacer.controller.limit
         self._flush_wanted = asyncio.Event()
 
     @property
@@ -160,6 +162,8 @@ class ChunkSender:
             sent = 0
             self.tracker.retried()
 
+        limit = self.pacer.controller.limit
+        block_size = min(self.settings.block_size_for(limit), self.pacer.piece_size or limit << 40)
         body = FileSlice(
             self.path,
             chunk.offset,
@@ -176,7 +180,9 @@ class ChunkSender:
                 on_bytes=on_bytes,
                 budget=self.budget,
                 on_retry=on_retry,
-                block_size=self.block_size,
+                block_size=block_size,
+                pace=self.pacer,
+                throttle=self.pacer.throttle if self.pacer.bucket is not None else None,
             )
         except BaseException:
             self.tracker.rewind_bytes(sent)
@@ -189,8 +195,19 @@ class ChunkSender:
         self.tracker.chunk_done()
         self._flush_wanted.set()
 
+    def _note_concurrency(self, limit: int) -> None:
+        self.peak_concurrency = max(self.peak_concurrency, limit)
+        self.final_concurrency = limit
+        self.tracker.update(concurrency=limit, force=False)
+
+    def _on_decision(self, decision: Decision) -> None:
+        self.peak_concurrency = max(self.peak_concurrency, decision.new)
+        self.final_concurrency = decision.new
+        why = f"concurrency {decision.old} -> {decision.new}: {decision.reason}"
+        self.tracker.decided(decision.new, why)
+
     async def send_chunks(self, chunks: list[Chunk]) -> None:
-        """Send ``chunks`` with at most ``concurrency`` in flight; see the module docstring."""
+        """Send ``chunks``, as many at once as the pacer allows; see upload.py's docstring."""
         pending: Iterator[Chunk] = iter(chunks)
         failures: dict[int, BaseException] = {}
 
@@ -208,16 +225,20 @@ class ChunkSender:
                     failures[chunk.number] = exc
                     return
 
+        controller = self.pacer.controller
+        self._note_concurrency(controller.limit)
+        controller.add_listener(self._on_decision)
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._flusher)
                 async with anyio.create_task_group() as workers:
-                    for _ in range(min(self.concurrency, len(chunks))):
+                    for _ in range(min(self.pacer.workers, len(chunks))):
                         workers.start_soon(worker)
                 outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
         finally:
+            controller.remove_listener(self._on_decision)
             with anyio.CancelScope(shield=True):
                 await self.journal.save()
         if failures:

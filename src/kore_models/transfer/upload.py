@@ -6,9 +6,11 @@ How it works:
 2. With ``resume``, the journal of an earlier run is reused when it matches the file,
    the plan and the host and its session has not expired; only unacknowledged chunks
    are sent. Otherwise a session is started and a new journal written.
-3. ``concurrency`` worker tasks in an anyio task group take chunks from one shared
-   iterator; each chunk is streamed from disk (``FileSlicePayload``) and retried by the
-   rulebook alone, with a retry budget shared by the whole upload. A failed attempt's
+3. Worker tasks in an anyio task group take chunks from one shared iterator; each
+   attempt holds a slot of the client's concurrency controller (``concurrency="auto"``
+   finds the level, see :mod:`kore_models.transfer.pacing`) and obeys its rate cap.
+   Each chunk is streamed from disk (``FileSlicePayload``) and retried by the rulebook
+   alone, with a retry budget shared by the whole upload. A failed attempt's
    bytes are rewound from the progress count. A fatal error (401, a changed file, ...)
    cancels the others at once; when a chunk exhausts its retries no new chunk starts,
    the in-flight ones finish, and :class:`UploadError` names the failed chunks.
@@ -35,6 +37,7 @@ from ..settings import Settings
 from ..types import JobDocument
 from .journal import Journal, fingerprint_file, journal_path
 from .localfile import check_local_file
+from .pacing import Pacer
 from .plan import ChunkPlan, plan_chunks
 from .progress import Phase, ProgressCallback, ProgressTracker
 from .sender import ChunkSender, SessionGone
@@ -61,6 +64,7 @@ async def import_file(
     resume: bool = True,
     wait: bool = True,
     job_timeout: float | None = None,
+    pacer: Pacer | None = None,
 ) -> ImportResult:
     """Upload ``path`` in chunks, complete the session and (with ``wait``) await the job.
 
@@ -74,6 +78,7 @@ async def import_file(
     file_path = Path(os.fspath(path))
     file_path = await anyio.to_thread.run_sync(file_path.expanduser)
     size = await anyio.to_thread.run_sync(check_local_file, file_path)
+    pacer = pacer or Pacer.from_settings(settings)
     plan = plan_chunks(
         size,
         settings.chunk_size,
@@ -95,6 +100,7 @@ async def import_file(
             wait=wait,
             job_timeout=job_timeout,
             started=started,
+            pacer=pacer,
         )
     except KoreError as exc:
         tracker.phase(Phase.FAILED, message=str(exc))
@@ -114,6 +120,7 @@ async def _run_import(
     wait: bool,
     job_timeout: float | None,
     started: float,
+    pacer: Pacer,
 ) -> ImportResult:
     """The import after planning: resume or start, send, complete, wait."""
     size = plan.file_size
@@ -143,7 +150,7 @@ async def _run_import(
         fingerprint,
         journal,
         tracker,
-        settings.concurrency,
+        pacer,
         is_adapter,
     )
     chunks_resumed = len(record.acknowledged) if record else 0
@@ -220,6 +227,8 @@ async def _run_import(
         bytes_sent=upload.bytes_sent,
         chunks_resumed=chunks_resumed,
         retries=tracker.event.retries,
+        peak_concurrency=upload.peak_concurrency,
+        final_concurrency=upload.final_concurrency,
         seconds=time.monotonic() - started,
         resumed=resumed,
         job=final,

@@ -121,7 +121,7 @@ class ConcurrencyController:
         self.decisions: deque[Decision] = deque(maxlen=1000)
         self.peak = level
         self.congestion_signals = 0
-        if gate is not None:
+        if gate is not None and self.adaptive:
             gate.add_listener(self._on_pause)
 
     # ----------------------------------------------------------------- reading
@@ -154,21 +154,28 @@ class ConcurrencyController:
         """Call ``listener(decision)`` on every change of the limit."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: DecisionListener) -> None:
+        """Stop calling ``listener`` (no error when it was not added)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # ------------------------------------------------------------------ slots
-    def slot(self) -> SlotContext:
+    def slot(self, *, honour_pause: bool = True) -> SlotContext:
         """``async with controller.slot() as ticket:`` around one request attempt.
 
-        Waits for the pause gate and a free slot; on a clean exit the bytes given to
-        ``ticket.add`` count as goodput; an exception that signals congestion cuts.
+        Waits for the pause gate (unless ``honour_pause`` is false: the request already
+        waited out its own Retry-After) and a free slot; on a clean exit the bytes given
+        to ``ticket.add`` count as goodput; an exception that signals congestion cuts.
         """
-        return SlotContext(self._enter, self._leave)
+        gate = self.gate if honour_pause else None
+        return SlotContext(lambda: self._enter(gate), self._leave)
 
-    async def _enter(self) -> SlotTicket:
+    async def _enter(self, gate: PauseGate | None) -> SlotTicket:
         while True:
-            if self.gate is not None:
-                await self.gate.wait()
+            if gate is not None:
+                await gate.wait()
             await self._pool.acquire()
-            if self.gate is None or self.gate.is_open:
+            if gate is None or gate.is_open:
                 break
             self._pool.release()  # the gate closed while we queued: wait again
         now = self._clock()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .bucket import TokenBucket
 from .controller import ConcurrencyController, SlotContext, TuningConfig
 from .gate import PauseGate
+
+if TYPE_CHECKING:
+    from ...settings import Settings
 
 __all__ = ["Pacer", "process_bucket"]
 
@@ -47,15 +50,56 @@ class Pacer:
         retry_after_cap: float = 120.0,
         config: TuningConfig | None = None,
         bucket: TokenBucket | None = None,
+        gate: PauseGate | None = None,
+        controller: ConcurrencyController | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.gate = PauseGate(cap=retry_after_cap, clock=clock)
-        fixed = None if concurrency == "auto" else int(concurrency)
-        config = config or TuningConfig(maximum=max(1, maximum))
-        self.controller = ConcurrencyController(config, fixed=fixed, gate=self.gate, clock=clock)
+        self._key = (concurrency, maximum, limit_rate)
+        self._twins: dict[tuple[int | str, int, int | None], Pacer] = {}
+        self.gate = gate or PauseGate(cap=retry_after_cap, clock=clock)
+        if controller is None:
+            fixed = None if concurrency == "auto" else int(concurrency)
+            config = config or TuningConfig(maximum=max(1, maximum))
+            controller = ConcurrencyController(config, fixed=fixed, gate=self.gate, clock=clock)
+        self.controller = controller
         if bucket is None and limit_rate:
             bucket = process_bucket(limit_rate)
         self.bucket = bucket
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pacer:
+        """The pacing of a client built from ``settings``."""
+        return cls(
+            concurrency=settings.concurrency,
+            maximum=settings.max_concurrency,
+            limit_rate=settings.limit_rate,
+            retry_after_cap=settings.retry_after_cap,
+        )
+
+    def for_settings(self, settings: Settings) -> Pacer:
+        """This pacer, or, when one call asks for other concurrency or rate, one that
+        shares its pause gate (and controller or bucket where they match). Pacers made
+        here are kept, so calls asking the same thing share one controller too."""
+        wanted = (settings.concurrency, settings.max_concurrency, settings.limit_rate)
+        if wanted == self._key:
+            return self
+        twin = self._twins.get(wanted)
+        if twin is None:
+            twin = Pacer(
+                concurrency=settings.concurrency,
+                maximum=settings.max_concurrency,
+                limit_rate=settings.limit_rate,
+                gate=self.gate,
+                controller=self.controller if wanted[:2] == self._key[:2] else None,
+            )
+            self._twins[wanted] = twin
+        return twin
+
+    @property
+    def workers(self) -> int:
+        """How many tasks a transfer should run: enough to fill the largest limit."""
+        controller = self.controller
+        return controller.config.maximum if controller.adaptive else controller.limit
 
     @property
     def piece_size(self) -> int | None:
@@ -67,9 +111,9 @@ class Pacer:
         if self.bucket is not None:
             await self.bucket.acquire(count)
 
-    def slot(self) -> SlotContext:
+    def slot(self, *, honour_pause: bool = True) -> SlotContext:
         """``async with pacer.slot() as ticket:`` around one request attempt."""
-        return self.controller.slot()
+        return self.controller.slot(honour_pause=honour_pause)
 
     def pause(self, seconds: float, reason: str, source: BaseException | None = None) -> None:
         """Hold the client's new requests for ``seconds`` (a server's Retry-After)."""
