@@ -1,0 +1,135 @@
+"""The controller, pause gate and rate cap in a real client against the emulator's network
+profiles: up on a fat link, down on 429s with the whole client paused, the cap held, and
+one controller shared by every import of a client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from kore_models import KoreClient
+from kore_models.emulator import RunningEmulator
+from kore_models.transfer.progress import ProgressEvent
+
+if TYPE_CHECKING:
+    from conftest import Control
+
+CHUNK = 128 * 1024
+
+
+def client(emu: RunningEmulator, api_key: str, tmp_path: Path, **options: Any) -> KoreClient:
+    settings: dict[str, Any] = {
+        "state_dir": tmp_path / "state",
+        "chunk_size": CHUNK,
+        "read_block_size": 32 * 1024,
+        "poll_initial": 0.02,
+        "poll_max": 0.1,
+        "poll_min_interval": 0.02,
+        **options,
+    }
+    return KoreClient(emu.url, api_key, **settings)
+
+
+async def test_auto_climbs_on_a_fat_link(
+    emu: RunningEmulator,
+    api_key: str,
+    tmp_path: Path,
+    emu_config: Control,
+    emu_counters: Control,
+    model_file: Callable[[int], Path],
+) -> None:
+    # 20 ms per request and 2 MB/s per connection: each connection adds as much again
+    await emu_config(latency_ms=20, throughput_bytes_per_second=2_000_000)
+    source = model_file(96 * CHUNK)
+    events: list[ProgressEvent] = []
+    async with client(emu, api_key, tmp_path) as kore:
+        result = await kore.models.import_file(source, on_progress=events.append)
+    assert result.status == "SUCCESS"
+    assert result.peak_concurrency >= 8
+    assert (await emu_counters())["max_concurrent_chunk_uploads"] >= 8
+    decisions = [e.decision for e in events if e.decision]
+    assert decisions[0].startswith("concurrency 2 -> 4: ")
+    assert any(d.startswith("concurrency 4 -> 8: ") and "+" in d for d in decisions)
+    assert [e.concurrency for e in events if e.decision][:2] == [4, 8]
+
+
+async def test_a_pinned_concurrency_is_shared_by_parallel_imports(
+    emu: RunningEmulator,
+    api_key: str,
+    tmp_path: Path,
+    emu_config: Control,
+    emu_counters: Control,
+    model_file: Callable[[int], Path],
+) -> None:
+    await emu_config(latency_ms=5)
+    files = [model_file(24 * CHUNK) for _ in range(3)]
+    async with client(emu, api_key, tmp_path, concurrency=3) as kore:
+        results = await asyncio.gather(*(kore.models.import_file(f) for f in files))
+    assert all(r.status == "SUCCESS" for r in results)
+    assert all(r.peak_concurrency == r.final_concurrency == 3 for r in results)
+    # three imports, one controller: never more than 3 chunk uploads at once in all
+    assert (await emu_counters())["max_concurrent_chunk_uploads"] <= 3
+
+
+async def test_a_429_cuts_concurrency_and_pauses_every_new_request(
+    emu: RunningEmulator,
+    api_key: str,
+    tmp_path: Path,
+    emu_config: Control,
+    emu_script: Control,
+    model_file: Callable[[int], Path],
+) -> None:
+    await emu_config(latency_ms=10)
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    pauses: list[tuple[float, float]] = []
+
+    async def on_start(*_: object) -> None:
+        starts.append(loop.time())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    files = [model_file(40 * CHUNK) for _ in range(2)]
+    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
+        kore = client(emu, api_key, tmp_path, session=http, concurrency="auto")
+        kore.pacer.gate.add_listener(lambda seconds, *_: pauses.append((loop.time(), seconds)))
+        await emu_script(
+            {"route": "chunk", "action": "429", "retry_after": 0.5},
+        )
+        async with kore:
+            results = await asyncio.gather(*(kore.models.import_file(f) for f in files))
+    assert all(r.status == "SUCCESS" for r in results)
+    assert len(pauses) == 1
+    paused_at, seconds = pauses[0]
+    assert seconds == 0.5
+    # no request of the client (either import, any endpoint) started while it was paused
+    assert not [t for t in starts if paused_at < t < paused_at + seconds]
+    assert any(t >= paused_at + seconds for t in starts)
+    cuts = [d for d in kore.pacer.controller.decisions if d.new < d.old]
+    assert cuts
+    assert "429" in cuts[0].reason
+
+
+async def test_limit_rate_holds_the_cap(
+    emu: RunningEmulator,
+    api_key: str,
+    tmp_path: Path,
+    model_file: Callable[[int], Path],
+) -> None:
+    rate = 1_000_000
+    source = model_file(24 * CHUNK)  # 3.1 MB: over 3 s at 1 MB/s
+    async with client(emu, api_key, tmp_path, limit_rate="1MB/s") as kore:
+        assert kore.pacer.bucket is not None
+        assert kore.pacer.bucket.rate == rate
+        started = time.monotonic()
+        result = await kore.models.import_file(source)
+        elapsed = time.monotonic() - started
+    assert result.status == "SUCCESS"
+    # never faster than the cap (less its 50 ms burst)
+    assert result.bytes / elapsed <= rate * 1.02
+    assert elapsed >= (result.bytes - rate * 0.05) / rate
