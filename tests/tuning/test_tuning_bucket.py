@@ -11,9 +11,9 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tuning_support import run_virtual, virtual_clock
 
 from kore_models.transfer.pacing import TokenBucket
+from tests.support.tuning import run_virtual, virtual_clock
 
 
 def worst_windows(

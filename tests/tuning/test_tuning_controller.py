@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tuning_support import Link, Transfer, run_virtual, virtual_clock
 
 from kore_models.errors import (
     KoreConnectionError,
@@ -22,6 +21,7 @@ from kore_models.transfer.pacing import (
     PauseGate,
     TuningConfig,
 )
+from tests.support.tuning import Link, Transfer, run_virtual, virtual_clock
 
 MB = 1e6
 CHUNK = 16 * 1024 * 1024

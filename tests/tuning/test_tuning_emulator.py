@@ -6,23 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from kore_models import KoreClient
 from kore_models.emulator import RunningEmulator
 from kore_models.transfer.progress import ProgressEvent
-
-if TYPE_CHECKING:
-    from conftest import Control
+from tests.support.transfer import KEY, EmuControl, FileMaker
 
 CHUNK = 128 * 1024
 
 
-def client(emu: RunningEmulator, api_key: str, tmp_path: Path, **options: Any) -> KoreClient:
+def client(emu: RunningEmulator, tmp_path: Path, **options: Any) -> KoreClient:
     settings: dict[str, Any] = {
         "state_dir": tmp_path / "state",
         "chunk_size": CHUNK,
@@ -32,26 +29,24 @@ def client(emu: RunningEmulator, api_key: str, tmp_path: Path, **options: Any) -
         "poll_min_interval": 0.02,
         **options,
     }
-    return KoreClient(emu.url, api_key, **settings)
+    return KoreClient(emu.url, KEY, **settings)
 
 
 async def test_auto_climbs_on_a_fat_link(
     emu: RunningEmulator,
-    api_key: str,
     tmp_path: Path,
-    emu_config: Control,
-    emu_counters: Control,
-    model_file: Callable[[int], Path],
+    ctl: EmuControl,
+    make_file: FileMaker,
 ) -> None:
     # 20 ms per request and 2 MB/s per connection: each connection adds as much again
-    await emu_config(latency_ms=20, throughput_bytes_per_second=2_000_000)
-    source = model_file(96 * CHUNK)
+    await ctl.configure(latency_ms=20, throughput_bytes_per_second=2_000_000)
+    source = make_file(96 * CHUNK)
     events: list[ProgressEvent] = []
-    async with client(emu, api_key, tmp_path) as kore:
+    async with client(emu, tmp_path) as kore:
         result = await kore.models.import_file(source, on_progress=events.append)
     assert result.status == "SUCCESS"
     assert result.peak_concurrency >= 8
-    assert (await emu_counters())["max_concurrent_chunk_uploads"] >= 8
+    assert (await ctl.counters())["max_concurrent_chunk_uploads"] >= 8
     decisions = [e.decision for e in events if e.decision]
     assert decisions[0].startswith("concurrency 2 -> 4: ")
     assert any(d.startswith("concurrency 4 -> 8: ") and "+" in d for d in decisions)
@@ -60,31 +55,27 @@ async def test_auto_climbs_on_a_fat_link(
 
 async def test_a_pinned_concurrency_is_shared_by_parallel_imports(
     emu: RunningEmulator,
-    api_key: str,
     tmp_path: Path,
-    emu_config: Control,
-    emu_counters: Control,
-    model_file: Callable[[int], Path],
+    ctl: EmuControl,
+    make_file: FileMaker,
 ) -> None:
-    await emu_config(latency_ms=5)
-    files = [model_file(24 * CHUNK) for _ in range(3)]
-    async with client(emu, api_key, tmp_path, concurrency=3) as kore:
+    await ctl.configure(latency_ms=5)
+    files = [make_file(24 * CHUNK) for _ in range(3)]
+    async with client(emu, tmp_path, concurrency=3) as kore:
         results = await asyncio.gather(*(kore.models.import_file(f) for f in files))
     assert all(r.status == "SUCCESS" for r in results)
     assert all(r.peak_concurrency == r.final_concurrency == 3 for r in results)
     # three imports, one controller: never more than 3 chunk uploads at once in all
-    assert (await emu_counters())["max_concurrent_chunk_uploads"] <= 3
+    assert (await ctl.counters())["max_concurrent_chunk_uploads"] <= 3
 
 
 async def test_a_429_cuts_concurrency_and_pauses_every_new_request(
     emu: RunningEmulator,
-    api_key: str,
     tmp_path: Path,
-    emu_config: Control,
-    emu_script: Control,
-    model_file: Callable[[int], Path],
+    ctl: EmuControl,
+    make_file: FileMaker,
 ) -> None:
-    await emu_config(latency_ms=10)
+    await ctl.configure(latency_ms=10)
     loop = asyncio.get_running_loop()
     starts: list[float] = []
     pauses: list[tuple[float, float]] = []
@@ -94,11 +85,11 @@ async def test_a_429_cuts_concurrency_and_pauses_every_new_request(
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_start)
-    files = [model_file(40 * CHUNK) for _ in range(2)]
+    files = [make_file(40 * CHUNK) for _ in range(2)]
     async with aiohttp.ClientSession(trace_configs=[trace]) as http:
-        kore = client(emu, api_key, tmp_path, session=http, concurrency="auto")
+        kore = client(emu, tmp_path, session=http, concurrency="auto")
         kore.pacer.gate.add_listener(lambda seconds, *_: pauses.append((loop.time(), seconds)))
-        await emu_script(
+        await ctl.script(
             {"route": "chunk", "action": "429", "retry_after": 0.5},
         )
         async with kore:
@@ -117,13 +108,13 @@ async def test_a_429_cuts_concurrency_and_pauses_every_new_request(
 
 async def test_limit_rate_holds_the_cap(
     emu: RunningEmulator,
-    api_key: str,
     tmp_path: Path,
-    model_file: Callable[[int], Path],
+    ctl: EmuControl,
+    make_file: FileMaker,
 ) -> None:
     rate = 1_000_000
-    source = model_file(24 * CHUNK)  # 3.1 MB: over 3 s at 1 MB/s
-    async with client(emu, api_key, tmp_path, limit_rate="1MB/s") as kore:
+    source = make_file(24 * CHUNK)  # 3.1 MB: over 3 s at 1 MB/s
+    async with client(emu, tmp_path, limit_rate="1MB/s") as kore:
         assert kore.pacer.bucket is not None
         assert kore.pacer.bucket.rate == rate
         started = time.monotonic()

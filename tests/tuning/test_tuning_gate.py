@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tuning_support import run_virtual, virtual_clock
 
 from kore_models.errors import RateLimitError
 from kore_models.transfer.pacing import ConcurrencyController, PauseGate, TuningConfig
+from tests.support.tuning import run_virtual, virtual_clock
 
 
 def test_new_requests_wait_for_the_retry_after() -> None:

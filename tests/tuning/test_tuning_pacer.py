@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tuning_support import run_virtual, virtual_clock
 
 from kore_models.transfer.pacing import Pacer, TokenBucket, process_bucket
+from tests.support.tuning import run_virtual, virtual_clock
 
 
 def test_auto_seeks_and_an_integer_pins() -> None:

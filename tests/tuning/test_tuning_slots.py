@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tuning_support import run_virtual
 
 from kore_models.transfer.pacing.slots import SlotPool
+from tests.support.tuning import run_virtual
 
 
 def test_never_more_holders_than_the_limit_and_first_come_first_served() -> None:

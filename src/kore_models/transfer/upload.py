@@ -148,6 +148,7 @@ async def _run_import(
             wait=wait,
             job_timeout=job_timeout,
             started=started,
+            pacer=pacer,
         )
 
 
@@ -165,6 +166,7 @@ async def _import_locked(
     wait: bool,
     job_timeout: float | None,
     started: float,
+    pacer: Pacer,
 ) -> ImportResult:
     """Resume or start, send, complete, wait (the journal's lock is held)."""
     size = plan.file_size

@@ -1,4 +1,4 @@
-"""Support for the tuning tests: an event loop on virtual time and a simulated network link.
+"""Tuning-suite helpers: an event loop on virtual time and a simulated network link.
 
 ``run_virtual(main)`` runs a coroutine on an asyncio loop whose clock jumps straight to the
 next timer whenever nothing is ready, so a simulated minute takes milliseconds and every
