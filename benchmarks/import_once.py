@@ -67,15 +67,24 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
     cpu0, t0 = time.process_time(), time.perf_counter()
     status: str | None = "SUCCESS"
     model_id: str | None = None
+    pacing: dict[str, Any] = {}
     if args.mode == "library":
-        async with KoreClient(host=args.host, api_key=args.key, state_dir=args.state_dir) as kore:
-            result = await kore.models.import_file(
-                path,
-                chunk_size=args.chunk_size,
-                concurrency=args.concurrency,
-                resume=False,
-            )
+        async with KoreClient(
+            host=args.host,
+            api_key=args.key,
+            state_dir=args.state_dir,
+            concurrency=args.concurrency,
+            limit_rate=args.limit_rate,
+        ) as kore:
+            result = await kore.models.import_file(path, chunk_size=args.chunk_size, resume=False)
             status, model_id = result.status, result.model_id
+            controller = kore.pacer.controller
+            pacing = {
+                "peak_concurrency": result.peak_concurrency,
+                "final_concurrency": result.final_concurrency,
+                "decisions": [f"{d.old}->{d.new}: {d.reason}" for d in controller.decisions],
+                "pauses": kore.pacer.gate.pauses,
+            }
     else:
         chunk = args.chunk_size or 16 << 20
         naive = naive_gather if args.mode == "naive-gather" else naive_sequential
@@ -90,6 +99,7 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": cpu,
         "rss_start": rss_start,
+        **pacing,
     }
     if ticker is not None and tick_task is not None:
         tick_task.cancel()
@@ -103,7 +113,8 @@ def main() -> None:
     parser.add_argument("--host", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--chunk-size", type=parse_size, default=None)
-    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--concurrency", default=None, help='"auto" or a number')
+    parser.add_argument("--limit-rate", default=None, help="e.g. 50MB/s")
     parser.add_argument(
         "--mode", choices=["library", "naive-gather", "naive-sequential"], default="library"
     )

@@ -263,3 +263,15 @@ def test_bad_settings_are_refused() -> None:
         ConcurrencyController(TuningConfig(minimum=4, maximum=2))
     with pytest.raises(ValueError, match="at least 1"):
         ConcurrencyController(fixed=0)
+
+
+def test_idle_time_before_the_first_request_is_not_taken_for_a_lack_of_work() -> None:
+    async def main() -> ConcurrencyController:
+        clock = virtual_clock()
+        gate = PauseGate(clock=clock)
+        controller = ConcurrencyController(gate=gate, clock=clock)
+        await asyncio.sleep(60)  # a client made a minute before its first import
+        await Transfer(controller, gate, wan(), size=CHUNK).run(64)
+        return controller
+
+    assert [d.new for d in run_virtual(main).decisions] == [4, 8, 16, 32]

@@ -24,6 +24,8 @@ class Epoch:
         self.samples = 0
 
     def note_in_flight(self, now: float, in_flight: int) -> None:
+        if self.in_flight == 0 and self.area == 0 and not self.samples:
+            self.start = now  # an idle start (no work yet) is not part of the measure
         self.area += self.in_flight * (now - self.last)
         self.last = now
         self.in_flight = in_flight
