@@ -183,6 +183,11 @@ class Journal:
             return JournalRecord.from_json(json.loads(raw.decode("utf-8")))
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise JournalError(
+                f"cannot read the journal {self.path}: it is a folder; remove it, "
+                "or import with --no-resume"
+            ) from None
         except (OSError, ValueError, OverflowError, RecursionError, JournalError) as exc:
             self._set_aside(exc)
             return None
