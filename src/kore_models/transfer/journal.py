@@ -15,7 +15,6 @@ journal never holds the API key. A journal that cannot be parsed is set aside (r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
