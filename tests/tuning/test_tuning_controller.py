@@ -275,3 +275,15 @@ def test_idle_time_before_the_first_request_is_not_taken_for_a_lack_of_work() ->
         return controller
 
     assert [d.new for d in run_virtual(main).decisions] == [4, 8, 16, 32]
+
+
+def test_on_a_guarded_server_probes_go_back_to_the_good_level_not_half_of_it() -> None:
+    link = Link(guard=4, retry_after=1.0, per_connection=20 * MB)
+    controller, transfer = simulate(link, count=600, reprobe_interval=10.0)
+    cuts = [d for d in controller.decisions if d.new < d.old and "429" in d.reason]
+    assert [(d.old, d.new) for d in cuts] == [(8, 4), (5, 4)]
+    assert all(d.reason.endswith("back to 4") for d in cuts)
+    # the ceiling learnt at 5 keeps later probes from knocking again within two minutes
+    assert transfer.link.rejected == 5
+    assert min(transfer.limits[50:]) >= 3
+    assert controller.limit == 4

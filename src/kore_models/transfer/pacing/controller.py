@@ -13,9 +13,10 @@ of waiting for a full window.
   and hold.
 - Hold: stay; every ``reprobe_interval`` try one step up or (alternately) one step down,
   keep the new level only if it is clearly faster (up) or no slower (down), else go back.
-- Cut: a 429, 503, timeout or connection reset halves the limit at once (at most once per
-  request time, so one burst of failures counts once) and remembers the level that failed
-  as a ceiling for a while; a Retry-After reported through the pause gate does the same.
+- Cut: a 429, 503, timeout or connection reset halves the limit at once (right after a
+  step up: goes back to the level before it), at most once per request time, so one burst
+  of failures counts once, and remembers the level that failed as a ceiling for a while;
+  a Retry-After reported through the pause gate does the same.
 - A level that the work cannot fill (fewer requests waiting than slots) proves nothing:
   the controller holds it without judging it.
 
@@ -226,9 +227,14 @@ class ConcurrencyController:
         self._ceiling = old
         self._ceiling_until = now + self.config.ceiling_seconds
         self._slow_start = False
-        self._baseline = None
-        new = max(self.config.minimum, math.floor(old * self.config.decrease))
-        why = f"{kind}{': ' + detail if detail else ''}; cut"
+        base, self._baseline = self._baseline, None
+        what = f"{kind}{': ' + detail if detail else ''}"
+        if self._mode in (_Mode.RAMP, _Mode.PROBE_UP) and base is not None and base[0] < old:
+            # right after a step up: the level before it was fine, go back to it
+            new, why = base[0], f"{what}; back to {base[0]}"
+        else:
+            new = max(self.config.minimum, math.floor(old * self.config.decrease))
+            why = f"{what}; cut"
         self._change(now, new, why, _Mode.HOLD, self._epoch.goodput(now))
 
     def _on_pause(self, seconds: float, reason: str, source: BaseException | None) -> None:
@@ -299,29 +305,19 @@ class ConcurrencyController:
         self._hold(now, f"plateau: {level} gave {change:+.0%} over {base[0]}", base[0], estimate)
 
     def _probe(self, now: float, estimate: float) -> None:
+        """Try one step up or (every other time) one step down from the held level."""
         level = self.limit
         self._baseline = (level, estimate)
         up, self._probe_up_next = self._probe_up_next, not self._probe_up_next
-        if up and self._step_up(level, now) > level:
-            new = self._step_up(level, now)
-            self._change(
-                now,
-                new,
-                f"re-probe: {_mbps(estimate)} at {level}; trying {new}",
-                _Mode.PROBE_UP,
-                estimate,
-            )
-        elif level > self.config.minimum:
-            new = max(self.config.minimum, level - max(1, level // 4))
-            self._change(
-                now,
-                new,
-                f"re-probe: {_mbps(estimate)} at {level}; trying {new}",
-                _Mode.PROBE_DOWN,
-                estimate,
-            )
+        if up:
+            new, mode = self._step_up(level, now), _Mode.PROBE_UP
         else:
+            new, mode = max(self.config.minimum, level - max(1, level // 4)), _Mode.PROBE_DOWN
+        if new == level:  # at the maximum, under a ceiling, or at the minimum
             self._next_probe = now + self.config.reprobe_interval
+            return
+        why = f"re-probe: {_mbps(estimate)} at {level}; trying {new}"
+        self._change(now, new, why, mode, estimate)
 
     def _hold(self, now: float, why: str, level: int, goodput: float | None = None) -> None:
         self._next_probe = now + self.config.reprobe_interval
