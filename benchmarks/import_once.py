@@ -14,6 +14,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from kore_models import KoreClient
+from kore_models.transfer.progress import ProgressEvent
 
 from .naive import naive_gather, naive_sequential
 
@@ -58,6 +59,18 @@ class Ticker:
         }
 
 
+def _rate_after(samples: list[tuple[float, int]], skip: float) -> float | None:
+    """Bytes per second from ``skip`` s after the first byte moved to the last byte."""
+    moving = [(t, n) for t, n in samples if n > 0]
+    if not moving:
+        return None
+    start = moving[0][0] + skip
+    later = [(t, n) for t, n in moving if t >= start]
+    if len(later) < 2 or later[-1][0] <= later[0][0]:
+        return None
+    return (later[-1][1] - later[0][1]) / (later[-1][0] - later[0][0])
+
+
 async def _import(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.path)
     size = await asyncio.to_thread(lambda: path.stat().st_size)
@@ -76,7 +89,14 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
             concurrency=args.concurrency,
             limit_rate=args.limit_rate,
         ) as kore:
-            result = await kore.models.import_file(path, chunk_size=args.chunk_size, resume=False)
+            samples: list[tuple[float, int]] = []
+
+            def sample(event: ProgressEvent) -> None:
+                samples.append((time.perf_counter(), event.bytes_done))
+
+            result = await kore.models.import_file(
+                path, chunk_size=args.chunk_size, resume=False, on_progress=sample
+            )
             status, model_id = result.status, result.model_id
             controller = kore.pacer.controller
             pacing = {
@@ -84,6 +104,7 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
                 "final_concurrency": result.final_concurrency,
                 "decisions": [f"{d.old}->{d.new}: {d.reason}" for d in controller.decisions],
                 "pauses": kore.pacer.gate.pauses,
+                "upload_rate_after_2s": _rate_after(samples, 2.0),
             }
     else:
         chunk = args.chunk_size or 16 << 20
