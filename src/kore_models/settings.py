@@ -92,7 +92,9 @@ class Settings(BaseSettings):
         default="", description="Environment URL, e.g. https://agent-platform.kore.ai"
     )
     api_key: SecretStr = Field(default=SecretStr(""), description="The x-api-key value")
-    allow_insecure_http: bool = False
+    allow_insecure_http: bool = Field(
+        default=False, description="Allow plain http:// to a host that is not loopback"
+    )
 
     connect_timeout: float = Field(default=10.0, gt=0, description="TCP+TLS connect timeout, s")
     read_timeout: float = Field(default=60.0, gt=0, description="Idle time allowed between reads")
@@ -122,7 +124,9 @@ class Settings(BaseSettings):
 
     poll_initial: float = Field(default=0.5, gt=0, description="First poll interval, s")
     poll_max: float = Field(default=10.0, gt=0, description="Largest poll interval, s")
-    poll_multiplier: float = Field(default=1.5, ge=1.0)
+    poll_multiplier: float = Field(
+        default=1.5, ge=1.0, description="Growth of the poll interval after each poll"
+    )
     poll_min_interval: float = Field(
         default=1.0, ge=0, description="Floor that keeps polling under 60/min after the first"
     )
