@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: demo test check lint typecheck unit soak bench bench-quick clean
+.PHONY: demo test check lint typecheck unit docs soak bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,10 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
+# The docs group needs pip >= 25.1 (PEP 735 groups); the stamp above upgrades pip first.
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --group docs
+	touch $(DOCS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/kore-models demo
 
-test: check unit
+test: check unit docs
 
 check: lint typecheck
 
@@ -30,6 +36,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Builds the site with --strict (broken links, missing pages, stale settings fail) into a temp dir.
+docs: $(DOCS_STAMP)
+	site="$$(mktemp -d)"; NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict \
+		--site-dir "$$site"; status=$$?; rm -rf "$$site"; exit $$status
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak -o addopts=''
