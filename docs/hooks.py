@@ -43,17 +43,15 @@ def _type_name(annotation: Any) -> str:
     return name if isinstance(name, str) else str(annotation).replace("typing.", "")
 
 
-def _is_byte_count(name: str, field: Any) -> bool:
-    """Sizes: a ``ByteSize``, an int parsed by the size parser, or an int named ``*_size``."""
+def _is_byte_count(field: Any) -> bool:
+    """A size: a ``ByteSize``, or an int read by the one size parser (``16MiB`` texts)."""
     if _type_name(field.annotation) == "ByteSize":
         return True
     parsers = [getattr(getattr(m, "func", None), "__name__", "") for m in field.metadata]
-    return field.annotation is int and (
-        "parse_size" in parsers or name.endswith(("_size", "_bytes"))
-    )
+    return field.annotation is int and "parse_size" in parsers
 
 
-def _default(name: str, field: Any) -> str:
+def _default(field: Any) -> str:
     from pydantic_core import PydanticUndefined
 
     if field.default_factory is not None:
@@ -67,7 +65,7 @@ def _default(name: str, field: Any) -> str:
         return "required"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    if isinstance(value, int) and _is_byte_count(name, field):
+    if isinstance(value, int) and _is_byte_count(field):
         return f"{_human_bytes(value)} (`{value}`)"
     return f"`{value}`"
 
@@ -102,9 +100,14 @@ def settings_table() -> str:
         description = (field.description or "").replace("|", "\\|")
         if not description:
             log.warning("Settings.%s has no Field description for the settings table", name)
+        as_bytes = _is_byte_count(field)
+        if as_bytes:
+            kind = "bytes (`int` or a text such as `16MiB`)"
+        else:
+            kind = f"`{_type_name(field.annotation)}`"
         rows.append(
-            f"| `{name}` | `{_env_name(name, field, prefix)}` | `{_type_name(field.annotation)}` "
-            f"| {_default(name, field)} | {_bounds(field, as_bytes=_is_byte_count(name, field))} "
+            f"| `{name}` | `{_env_name(name, field, prefix)}` | {kind} "
+            f"| {_default(field)} | {_bounds(field, as_bytes=as_bytes)} "
             f"| {description} |"
         )
     return "\n".join(rows)
