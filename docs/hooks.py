@@ -6,7 +6,8 @@
   without a description is reported as a warning, which fails ``mkdocs build --strict``.
 - The benchmark plot written by ``python -m benchmarks.run`` is published as
   ``img/throughput_vs_concurrency.png`` without keeping a copy under ``docs/``.
-- Docstrings written with Sphinx roles (``:class:`~pkg.Name```) render as plain code.
+- Docstrings written with Sphinx roles (``:class:`~pkg.Name```) render as plain code, and
+  a reST ``::`` before a literal block as a single colon.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def settings_table() -> str:
 
     prefix = str(Settings.model_config.get("env_prefix", ""))
     rows = [
-        "| Setting | Environment variable | Type | Default | Allowed | Description |",
-        "|---|---|---|---|---|---|",
+        "| Setting and variable | Type | Default | Allowed | Description |",
+        "|---|---|---|---|---|",
     ]
     for name, field in Settings.model_fields.items():
         description = (field.description or "").replace("|", "\\|")
@@ -106,7 +107,7 @@ def settings_table() -> str:
         else:
             kind = f"`{_type_name(field.annotation)}`"
         rows.append(
-            f"| `{name}` | `{_env_name(name, field, prefix)}` | {kind} "
+            f"| `{name}`<br>`{_env_name(name, field, prefix)}` | {kind} "
             f"| {_default(field)} | {_bounds(field, as_bytes=as_bytes)} "
             f"| {description} |"
         )
@@ -129,4 +130,5 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    return _ROLE.sub(r"\1", html)
+    # reST's "text::" before a literal block renders as "text:" followed by the block
+    return _ROLE.sub(r"\1", html).replace("::</p>", ":</p>")
