@@ -4,6 +4,7 @@
   definitions of :class:`kore_models.settings.Settings` (name, environment variable, type,
   default, allowed values, description), so the page cannot drift from the code. A field
   without a description is reported as a warning, which fails ``mkdocs build --strict``.
+- Links from README.md into ``docs/`` are checked, since the README is not part of the site.
 - The benchmark plot written by ``python -m benchmarks.run`` is published as
   ``img/throughput_vs_concurrency.png`` without keeping a copy under ``docs/``.
 - Docstrings written with Sphinx roles (``:class:`~pkg.Name```) render as plain code, and
@@ -112,6 +113,14 @@ def settings_table() -> str:
             f"| {description} |"
         )
     return "\n".join(rows)
+
+
+def on_pre_build(config: MkDocsConfig) -> None:
+    """The README is not part of the site: check its links into ``docs/`` here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for target in re.findall(r"\]\((docs/[^)#\s]+)", readme):
+        if not (ROOT / target).is_file():
+            log.warning("README.md links to %s, which does not exist", target)
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
