@@ -13,7 +13,7 @@ from aiohttp import web
 from kore_models import JobTimeoutError, KoreClient, KoreTimeoutError
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory, EmuControl, FileMaker
+    from tests.support.transfer import ClientFactory, EmuControl, FileMaker
 
 CHUNK = 64 * 1024
 

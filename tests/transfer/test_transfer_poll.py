@@ -13,7 +13,7 @@ from kore_models.errors import JobTimeoutError
 from kore_models.transfer.poll import PollPolicy, wait_for_job
 
 if TYPE_CHECKING:
-    from conftest import EmuControl, FileMaker
+    from tests.support.transfer import EmuControl, FileMaker
 
 CHUNK = 64 * 1024
 # The pacing of the defaults (the fixtures' clients poll much faster to keep tests short).

@@ -17,7 +17,7 @@ from kore_models.transfer.journal import Journal, JournalRecord, journal_path
 from kore_models.transfer.progress import ProgressEvent
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory, EmuControl, FileMaker
+    from tests.support.transfer import ClientFactory, EmuControl, FileMaker
 
 CHUNK = 64 * 1024
 TOTAL = 30
