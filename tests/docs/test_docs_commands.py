@@ -1,4 +1,4 @@
-"""The commands shown in README.md and docs/ exist: every kore-models option and make target.
+"""The commands shown in README.md and docs/*.md exist: every kore-models option, make target.
 
 Each ``kore-models ...`` line of a fenced ``sh`` block is resolved with click itself (the
 group's options, the command, the command's options), and each ``make X`` anywhere on a
@@ -17,16 +17,7 @@ import pytest
 from kore_models.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [
-    "README.md",
-    "docs/index.md",
-    "docs/settings.md",
-    "docs/python-api.md",
-    "docs/network-security.md",
-    "docs/reliability.md",
-    "docs/benchmarks.md",
-    "docs/development.md",
-]
+PAGES = ["README.md", *sorted(f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md"))]
 _SH_FENCE = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
