@@ -56,10 +56,11 @@ def guarded() -> Link:
     return Link(guard=4, retry_after=1.0, unlimited_rate=800 * MB)
 
 
-def test_fat_link_doubles_to_the_maximum_and_stays() -> None:
+def test_fat_link_climbs_to_the_maximum_and_stays() -> None:
     controller, transfer = simulate(wan())
     steps = [(d.old, d.new) for d in controller.decisions]
-    assert steps == [(2, 4), (4, 8), (8, 16), (16, 32)]
+    # doubling, then x4 from 8 on since each step gave as much again
+    assert steps == [(2, 4), (4, 8), (8, 32)]
     assert controller.limit == controller.peak == 32
     assert transfer.link.peak_in_flight == 32
     fixed_8 = simulate(wan(), fixed=8)[1]
@@ -220,6 +221,14 @@ def test_a_level_the_work_cannot_fill_is_not_raised() -> None:
     assert controller.peak == 8
 
 
+def test_a_link_that_scales_less_than_in_proportion_doubles_only() -> None:
+    # 8 connections share 120 MB/s: 2 -> 4 doubles goodput, 4 -> 8 gives +50% only
+    link = Link(latency=0.05, per_connection=20 * MB, total=120 * MB)
+    controller, _ = simulate(link, count=128, reprobe_interval=1000.0)
+    assert [(d.old, d.new) for d in controller.decisions][:3] == [(2, 4), (4, 8), (8, 16)]
+    assert controller.limit == 8
+
+
 def test_limits_stay_within_minimum_and_maximum() -> None:
     controller, transfer = simulate(wan(), count=256, maximum=12, minimum=3, initial=3)
     assert controller.peak == 12
@@ -242,7 +251,7 @@ def test_listeners_get_every_decision_and_a_failing_listener_is_contained() -> N
 
     controller = run_virtual(main)
     assert seen == list(controller.decisions)
-    assert [d.new for d in seen] == [4, 8, 16, 32]
+    assert [d.new for d in seen] == [4, 8, 32]
 
 
 def test_goodput_reports_bytes_per_second_over_the_window() -> None:
@@ -274,7 +283,7 @@ def test_idle_time_before_the_first_request_is_not_taken_for_a_lack_of_work() ->
         await Transfer(controller, gate, wan(), size=CHUNK).run(64)
         return controller
 
-    assert [d.new for d in run_virtual(main).decisions] == [4, 8, 16, 32]
+    assert [d.new for d in run_virtual(main).decisions] == [4, 8, 32]
 
 
 def test_on_a_guarded_server_probes_go_back_to_the_good_level_not_half_of_it() -> None:

@@ -249,11 +249,12 @@ class ConcurrencyController:
             return max(self.config.minimum, min(self.config.maximum, self._ceiling - 1))
         return self.config.maximum
 
-    def _step_up(self, level: int, now: float) -> int:
-        """The next level to try: twice as many in slow start, else a quarter more."""
+    def _step_up(self, level: int, now: float, scaled: bool = False) -> int:
+        """The next level to try: in slow start twice as many (four times as many from 8
+        on while goodput grew in proportion, ``scaled``), else a quarter more."""
         if not self._slow_start:
             return min(self._cap(now), level + max(1, level // 4))
-        return min(self._cap(now), level * 2)
+        return min(self._cap(now), level * (4 if scaled and level >= 8 else 2))
 
     def _ready(self, now: float) -> bool:
         epoch = self._epoch
@@ -287,8 +288,10 @@ class ConcurrencyController:
             return
         if base is None or estimate >= base[1] * (1 + self.config.margin):
             gain = "" if base is None else f", +{estimate / base[1] - 1:.0%} over {base[0]}"
+            # goodput that grew nearly as much as the level (a per-connection limit)
+            scaled = base is not None and estimate >= base[1] * (1 + 0.8 * (level / base[0] - 1))
             self._baseline = (level, estimate)
-            up = self._step_up(level, now)
+            up = self._step_up(level, now, scaled)
             if up <= level:
                 self._hold(now, f"{_mbps(estimate)} at {level}{gain}; at the maximum", level)
             else:
