@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from kore_models import KoreClient
+from kore_models._body import FileSlice, FileSlicePayload
 from kore_models.emulator import RunningEmulator
 from kore_models.transfer.progress import ProgressEvent
 from tests.support.transfer import KEY, EmuControl, FileMaker
@@ -124,3 +126,29 @@ async def test_limit_rate_holds_the_cap(
     # never faster than the cap (less its 50 ms burst)
     assert result.bytes / elapsed <= rate * 1.02
     assert elapsed >= (result.bytes - rate * 0.05) / rate
+
+
+async def test_read_buffers_follow_the_level_when_a_chunk_starts(
+    emu: RunningEmulator,
+    tmp_path: Path,
+    ctl: EmuControl,
+    make_file: FileMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Chunks picked while the level was low start once it is high: their read blocks must
+    # be sized for the level at that moment, or memory grows past the buffer budget.
+    await ctl.configure(latency_ms=20, throughput_bytes_per_second=2_000_000)
+    seen: list[tuple[int, int]] = []
+    kore = client(emu, tmp_path, max_buffer_bytes="4MiB", read_block_size="1MiB")
+    real_init = FileSlicePayload.__init__
+
+    def spy(self: FileSlicePayload, source: FileSlice, **kwargs: Any) -> None:
+        seen.append((kwargs["block_size"], kore.pacer.controller.limit))
+        real_init(self, source, **kwargs)
+
+    monkeypatch.setattr(FileSlicePayload, "__init__", spy)
+    async with kore:
+        result = await kore.models.import_file(make_file(96 * CHUNK), chunk_size="128KiB")
+    assert result.peak_concurrency >= 8
+    assert len(seen) >= 96
+    assert all(block <= kore.settings.block_size_for(limit) for block, limit in seen), seen

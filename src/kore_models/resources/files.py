@@ -64,7 +64,7 @@ class Files:
         budget: RetryBudget | None = None,
         on_retry: Callable[[BaseException, float], None] | None = None,
         retry: bool = True,
-        block_size: int | None = None,
+        block_size: int | Callable[[], int] | None = None,
         pace: RequestPacing | None = None,
         throttle: Callable[[int], Awaitable[None]] | None = None,
     ) -> ChunkAccepted:
@@ -84,7 +84,9 @@ class Files:
             if isinstance(body, FileSlice):
                 part: FileSlicePayload | BytesPayload = FileSlicePayload(
                     body,
-                    block_size=block_size or settings.read_block_size,
+                    # a callable is asked per attempt, once its slot is held
+                    block_size=(block_size() if callable(block_size) else block_size)
+                    or settings.read_block_size,
                     stall_timeout=settings.stall_timeout,
                     on_bytes=on_bytes,
                     throttle=throttle,

@@ -168,8 +168,6 @@ class ChunkSender:
             sent = 0
             self.tracker.retried()
 
-        limit = self.pacer.controller.limit
-        block_size = min(self.settings.block_size_for(limit), self.pacer.piece_size or limit << 40)
         body = FileSlice(
             self.path,
             chunk.offset,
@@ -186,7 +184,7 @@ class ChunkSender:
                 on_bytes=on_bytes,
                 budget=self.budget,
                 on_retry=on_retry,
-                block_size=block_size,
+                block_size=self._block_size,
                 pace=self.pacer,
                 throttle=self.pacer.throttle if self.pacer.bucket is not None else None,
             )
@@ -200,6 +198,12 @@ class ChunkSender:
         self.bytes_sent += chunk.length
         self.tracker.chunk_done()
         self._flush_wanted.set()
+
+    def _block_size(self) -> int:
+        """Read-block size for an attempt starting now: the buffer budget shared by the
+        requests the controller allows at this moment (never more than a rate-cap piece)."""
+        block = self.settings.block_size_for(self.pacer.controller.limit)
+        return min(block, self.pacer.piece_size or block)
 
     def _note_concurrency(self, limit: int) -> None:
         self.peak_concurrency = max(self.peak_concurrency, limit)
