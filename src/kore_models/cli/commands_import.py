@@ -9,10 +9,12 @@ from typing import Any
 
 import anyio
 import click
+from pydantic import ValidationError
 
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
 from ..results import ImportResult
+from ..settings import Settings
 from ..transfer.localfile import check_local_file
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
@@ -29,10 +31,22 @@ class ImportOptions:
     """The per-file options shared by every entry of one run."""
 
     chunk_size: int | None
-    concurrency: int | None
+    concurrency: str | None
     wait: bool
     timeout: float | None
     resume: bool
+
+
+def _checked(value: str | None, setting: str) -> str | None:
+    """A usage error now (exit 2) for a value the client's settings would refuse."""
+    if value is None:
+        return None
+    try:
+        Settings.model_validate({"host": "h.invalid", "api_key": "k", setting: value})
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise click.BadParameter(problem) from None
+    return value
 
 
 def _label(path: Path) -> str:
@@ -56,6 +70,8 @@ def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, 
         "chunksSent": result.chunks_sent,
         "chunksResumed": result.chunks_resumed,
         "retries": result.retries,
+        "peakConcurrency": result.peak_concurrency,
+        "finalConcurrency": result.final_concurrency,
         "seconds": round(result.seconds, 3),
         "resumed": result.resumed,
     }
@@ -141,7 +157,6 @@ class _Run:
                 entry.path,
                 is_adapter=entry.is_adapter,
                 chunk_size=opts.chunk_size,
-                concurrency=opts.concurrency,
                 on_progress=self.display.track(label),
                 resume=opts.resume,
                 wait=opts.wait,
@@ -220,6 +235,7 @@ async def _run_imports(
     parallel: int,
     manifest: Path | None,
     shard: Shard | None,
+    limit_rate: str | None = None,
 ) -> int:
     started = time.monotonic()
     single = manifest is None and len(entries) == 1
@@ -227,7 +243,10 @@ async def _run_imports(
     if manifest is not None:
         state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
         await anyio.to_thread.run_sync(_check_manifest_files, entries, state)
-    async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
+    # One client, so every file of the run shares one concurrency controller and rate cap.
+    async with g.client(
+        chunk_size=options.chunk_size, concurrency=options.concurrency, limit_rate=limit_rate
+    ) as kore:
         with ProgressDisplay(out, pick_mode(out)) as display:
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)
@@ -256,7 +275,17 @@ async def _run_imports(
 @click.option("--adapter", is_flag=True, help="The files are adapters (isAdapter=true).")
 @click.option("--chunk-size", type=BYTE_SIZE, help="Bytes per chunk, e.g. 16MiB (default 16MiB).")
 @click.option(
-    "--concurrency", type=click.IntRange(1, 256), help="Chunks in flight per file (default 8)."
+    "--concurrency",
+    metavar="auto|N",
+    callback=lambda _ctx, _param, value: _checked(value, "concurrency"),
+    help="Chunk uploads in flight for the whole run: auto (default) finds the level; "
+    "a number from 1 to 256 pins it.",
+)
+@click.option(
+    "--limit-rate",
+    metavar="RATE",
+    callback=lambda _ctx, _param, value: _checked(value, "limit_rate"),
+    help="Cap upload bytes per second, e.g. 50MB/s (also KORE_LIMIT_RATE).",
 )
 @click.option("--no-wait", is_flag=True, help="Return once uploaded; do not await the job.")
 @click.option(
@@ -286,7 +315,8 @@ def import_command(
     paths: tuple[Path, ...],
     adapter: bool,
     chunk_size: int | None,
-    concurrency: int | None,
+    concurrency: str | None,
+    limit_rate: str | None,
     no_wait: bool,
     timeout: float | None,
     no_resume: bool,
@@ -330,6 +360,8 @@ def import_command(
             if len(unique) != len(paths):
                 out.warn("a path was given twice; importing it once")
             entries = [Entry(path=p, is_adapter=adapter, where=str(p)) for p in unique]
-        return await _run_imports(g, out, entries, options, parallel_files, manifest, shard)
+        return await _run_imports(
+            g, out, entries, options, parallel_files, manifest, shard, limit_rate
+        )
 
     run_command(ctx, out, main)
