@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -61,3 +62,24 @@ def test_a_pause_holds_the_client_and_cuts_its_controller() -> None:
     waited, limit = run_virtual(main)
     assert waited == pytest.approx(3.0)
     assert limit == 1
+
+
+def test_a_paced_download_body_is_capped_and_counted() -> None:
+    async def main() -> tuple[float, int, list[int]]:
+        clock = virtual_clock()
+        pacer = Pacer(bucket=TokenBucket(1e6, clock=clock), clock=clock)
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(40):
+                yield b"x" * 50_000
+
+        start = clock()
+        async with pacer.slot() as ticket:
+            sizes = [len(block) async for block in pacer.paced(body(), ticket)]
+            counted = ticket.bytes
+        return clock() - start, counted, sizes
+
+    seconds, counted, sizes = run_virtual(main)
+    assert sizes == [50_000] * 40
+    assert counted == 2_000_000
+    assert seconds == pytest.approx(1.95)  # 2 MB at 1 MB/s, less the 50 ms burst

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Literal
 
 from .bucket import TokenBucket
-from .controller import ConcurrencyController, SlotContext, TuningConfig
+from .controller import ConcurrencyController, SlotContext, SlotTicket, TuningConfig
 from .gate import PauseGate
 
 if TYPE_CHECKING:
@@ -110,6 +110,16 @@ class Pacer:
         """Wait until ``count`` more bytes may move under the rate cap (at once without one)."""
         if self.bucket is not None:
             await self.bucket.acquire(count)
+
+    async def paced(
+        self, blocks: AsyncIterator[bytes], ticket: SlotTicket | None = None
+    ) -> AsyncIterator[bytes]:
+        """``blocks`` (a download's body) under the rate cap, counted on ``ticket``."""
+        async for block in blocks:
+            await self.throttle(len(block))
+            if ticket is not None:
+                ticket.add(len(block))
+            yield block
 
     def slot(self, *, honour_pause: bool = True) -> SlotContext:
         """``async with pacer.slot() as ticket:`` around one request attempt."""
