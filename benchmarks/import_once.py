@@ -17,6 +17,7 @@ from kore_models import KoreClient
 from kore_models.transfer.progress import ProgressEvent
 
 from .naive import naive_gather, naive_sequential
+from .stall_sampler import StallSampler
 
 _UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
 
@@ -76,8 +77,12 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
     size = await asyncio.to_thread(lambda: path.stat().st_size)
     ticker = Ticker() if args.lag else None
     tick_task = asyncio.create_task(ticker.run()) if ticker else None
+    sampler = StallSampler() if args.stalls else None
+    if sampler is not None:
+        sampler.start()
     rss_start = psutil.Process().memory_info().rss
     cpu0, t0 = time.process_time(), time.perf_counter()
+    started = time.monotonic()
     status: str | None = "SUCCESS"
     model_id: str | None = None
     pacing: dict[str, Any] = {}
@@ -102,7 +107,10 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
             pacing = {
                 "peak_concurrency": result.peak_concurrency,
                 "final_concurrency": result.final_concurrency,
-                "decisions": [f"{d.old}->{d.new}: {d.reason}" for d in controller.decisions],
+                "decisions": [
+                    f"{d.at - started:.2f}s {d.old}->{d.new}: {d.reason}"
+                    for d in controller.decisions
+                ],
                 "pauses": kore.pacer.gate.pauses,
                 "upload_rate_after_2s": _rate_after(samples, 2.0),
             }
@@ -125,6 +133,9 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
     if ticker is not None and tick_task is not None:
         tick_task.cancel()
         out["lag"] = ticker.summary()
+    if sampler is not None:
+        sampler.stop()
+        out["stall_sites"] = sampler.top()
     return out
 
 
@@ -140,6 +151,9 @@ def main() -> None:
         "--mode", choices=["library", "naive-gather", "naive-sequential"], default="library"
     )
     parser.add_argument("--lag", action="store_true", help="run the 5 ms ticker alongside")
+    parser.add_argument(
+        "--stalls", action="store_true", help="sample the loop thread's stack when it stalls"
+    )
     parser.add_argument("--state-dir", default=None)
     args = parser.parse_args()
     if not args.host.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
