@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._http import Transport
-from .errors import DownloadError
+from .errors import ConfigurationError, DownloadError
 from .resources.dock_status import DockStatusAPI
 from .resources.files import FilesAPI
 from .resources.models import ModelsAPI
@@ -134,6 +134,41 @@ class Models(ModelsAPI):
         tracker = ProgressTracker(on_progress)
         tracker.phase(Phase.PROCESSING, message="exporting on the server")
         job = await super().export(model_id)
+        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+
+    async def download_export(
+        self,
+        dock_status_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ExportResult:
+        """Download the file of an export started earlier (``export``, or ``--no-wait``).
+
+        Waits for the job ``dock_status_id`` first when it is still running.
+        """
+        started = time.monotonic()
+        tracker = ProgressTracker(on_progress)
+        tracker.phase(Phase.PROCESSING, message="waiting for the export job")
+        job = await self._dock.get(dock_status_id)
+        if job.action is not None and job.action.upper() != "EXPORT":
+            raise ConfigurationError(
+                f"job {dock_status_id} is an {job.action} job, not an export; "
+                "give the dockStatusId that `export --no-wait` printed"
+            )
+        model_id = job.model_id or dock_status_id
+        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+
+    async def _finish_export(
+        self,
+        job: JobDocument,
+        dest: str | os.PathLike[str],
+        timeout: float | None,
+        tracker: ProgressTracker,
+        started: float,
+        model_id: str,
+    ) -> ExportResult:
         final = await self._wait(
             job,
             timeout,
@@ -157,7 +192,7 @@ class Models(ModelsAPI):
         )
         tracker.phase(Phase.DONE, bytes_done=result.bytes, bytes_total=result.bytes)
         return ExportResult(
-            model_id=model_id,
+            model_id=final.model_id or model_id,
             dock_status_id=final.dock_status_id,
             path=result.path,
             bytes=result.bytes,

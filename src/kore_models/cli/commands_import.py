@@ -16,6 +16,7 @@ from ..transfer.upload import ImportResult, check_local_file
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
+from .options import command
 from .output import Output, human_bytes, human_rate
 from .params import BYTE_SIZE, SHARD, Shard
 from .progress import ProgressDisplay, pick_mode
@@ -51,6 +52,7 @@ def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, 
         "sessionId": result.session_id,
         "status": result.status,
         "bytes": result.bytes,
+        "bytesSent": result.bytes_sent,
         "chunks": result.chunks,
         "chunksSent": result.chunks_sent,
         "chunksResumed": result.chunks_resumed,
@@ -69,8 +71,13 @@ def _human(row: dict[str, Any], label: str) -> str | None:
     if "error" in row:
         return None
     size = f"{human_bytes(row['bytes'])} in {row['seconds']:.1f} s"
-    rate = human_rate(row["bytes"], row["seconds"])
-    resumed = f", resumed {row['chunksResumed']} chunks" if row["resumed"] else ""
+    rate = human_rate(row["bytesSent"], row["seconds"])
+    resumed = (
+        f", resumed: {row['chunksResumed']} chunks were already on the server, "
+        f"{human_bytes(row['bytesSent'])} sent now"
+        if row["resumed"]
+        else ""
+    )
     retries = f", {row['retries']} retries" if row["retries"] else ""
     if row["status"] == "SUCCESS":
         head = f"imported {label}: model {row['modelId']} (job {row['dockStatusId']} SUCCESS)"
@@ -227,7 +234,7 @@ async def _run_imports(
         state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
         await anyio.to_thread.run_sync(_check_manifest_files, entries, state)
     async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
-        with ProgressDisplay(out, pick_mode(out)) as display:
+        with ProgressDisplay(out, pick_mode(out, g.progress)) as display:
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)
     labels = [_label(e.path) for e in entries]
@@ -250,7 +257,7 @@ async def _run_imports(
     return int(summary["exitCode"])
 
 
-@click.command("import")
+@command("import")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--adapter", is_flag=True, help="The files are adapters (isAdapter=true).")
 @click.option("--chunk-size", type=BYTE_SIZE, help="Bytes per chunk, e.g. 16MiB (default 16MiB).")

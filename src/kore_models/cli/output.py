@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from rich.console import Console
@@ -15,7 +18,7 @@ from rich.console import Console
 from ..errors import redact
 from .errors import describe, error_json, exit_code_for
 
-__all__ = ["Output", "human_bytes", "human_rate"]
+__all__ = ["Output", "human_bytes", "human_rate", "protect_standard_streams"]
 
 _LOGGER = "kore_models"
 
@@ -31,10 +34,71 @@ def human_bytes(count: float) -> str:
 
 
 def human_rate(count: float, seconds: float) -> str:
-    """Bytes over seconds as ``12.3 MB/s`` (decimal megabytes, as network tools show)."""
-    if seconds <= 0:
-        return "- MB/s"
-    return f"{count / seconds / 1e6:.1f} MB/s"
+    """Bytes over seconds as ``12.3 MiB/s`` (binary, like every size the CLI prints)."""
+    if seconds <= 0 or count <= 0:
+        return "- MiB/s"
+    return f"{human_bytes(count / seconds)}/s"
+
+
+class _ResilientStream(io.TextIOBase):
+    """A standard stream whose reader may go away (``| head``, a closed terminal).
+
+    The first failed write points the descriptor at /dev/null, so the run goes on, quietly,
+    and the interpreter's final flush has nothing to complain about.
+    """
+
+    def __init__(self, stream: TextIO):
+        super().__init__()
+        self._stream = stream
+        self.broken = False
+
+    def _give_up(self) -> None:
+        self.broken = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self._stream.write(text)
+                if "\n" in text:
+                    self._stream.flush()
+            except (OSError, ValueError):
+                self._give_up()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._give_up()
+
+    def isatty(self) -> bool:
+        try:
+            return not self.broken and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+def protect_standard_streams() -> None:
+    """Make stdout and stderr survive a reader that goes away (for the console script)."""
+    if not isinstance(sys.stdout, _ResilientStream) and sys.stdout is not None:
+        sys.stdout = _ResilientStream(sys.stdout)
+    if not isinstance(sys.stderr, _ResilientStream) and sys.stderr is not None:
+        sys.stderr = _ResilientStream(sys.stderr)
 
 
 class _RedactingHandler(logging.Handler):

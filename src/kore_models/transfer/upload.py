@@ -40,7 +40,7 @@ from ..resources.dock_status import DockStatusAPI
 from ..resources.files import FilesAPI
 from ..settings import Settings
 from ..types import JobDocument
-from .journal import Journal, fingerprint_file, journal_path
+from .journal import Journal, JournalRecord, fingerprint_file, journal_path
 from .localfile import check_local_file
 from .plan import ChunkPlan, plan_chunks
 from .poll import PollPolicy, wait_for_job
@@ -69,6 +69,8 @@ class ImportResult:
     seconds: float
     resumed: bool
     job: JobDocument | None
+    bytes_sent: int = 0
+    """Bytes uploaded by this run (a resumed import skips what the server has)."""
 
 
 async def import_file(
@@ -106,7 +108,14 @@ async def import_file(
         max_chunk_size=max(settings.max_chunk_size, chunk_size or 0),
     )
     tracker = ProgressTracker(on_progress, bytes_total=size, chunks_total=plan.total_chunks)
-    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {plan.chunk_size} B")
+    asked = chunk_size or settings.chunk_size
+    if plan.chunk_size != asked:
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size raised from {_mib(asked)} to {_mib(plan.chunk_size)} so that "
+            f"the file fits in {settings.max_chunks} chunks",
+        )
+    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {_mib(plan.chunk_size)}")
     try:
         return await _run_import(
             files,
@@ -149,13 +158,23 @@ async def _run_import(
     fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
     journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
-    if record is not None and not (
+    live = record is not None and (
         record.host == settings.host
         and record.fingerprint == fingerprint
-        and record.chunk_size == plan.chunk_size
-        and record.total_chunks == plan.total_chunks
         and record.is_adapter == is_adapter
         and (record.dock_status_id is not None or not record.expired(datetime.now(UTC)))
+    )
+    if record is not None and live and record.chunk_size != plan.chunk_size:
+        # a live journal wins over a new chunk size: the chunks on the server stay useful
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size {_mib(plan.chunk_size)} ignored: the upload being resumed "
+            f"uses {_mib(record.chunk_size)} (--no-resume starts over with the new size)",
+        )
+        plan = _replan(plan, record.chunk_size, settings)
+        tracker.update(chunks_total=plan.total_chunks)
+    if record is not None and not (
+        live and record.chunk_size == plan.chunk_size and record.total_chunks == plan.total_chunks
     ):
         log.info(
             "the journal for %s does not match (changed file or expired); starting afresh",
@@ -176,16 +195,20 @@ async def _run_import(
         is_adapter,
     )
     chunks_resumed = len(record.acknowledged) if record else 0
+    if record is not None:
+        tracker.phase(Phase.PLANNING, message=_resume_note(record, plan))
     job: JobDocument | None = None
     if record is not None and record.dock_status_id is not None:
         job = JobDocument.model_validate(
             {"dockStatusId": record.dock_status_id, "modelId": record.model_id}
         )
     restarts_left = 1
+    sent_bytes = 0
     while job is None:
         if journal.record is None:
             await upload.start_session()
         done = upload.record.acknowledged
+        sent_bytes = sum(c.length for c in plan.chunks if c.number not in done)
         tracker.phase(
             Phase.UPLOADING,
             bytes_done=sum(c.length for c in plan.chunks if c.number in done),
@@ -252,4 +275,31 @@ async def _run_import(
         seconds=time.monotonic() - started,
         resumed=resumed,
         job=final,
+        bytes_sent=sent_bytes,
+    )
+
+
+def _mib(count: int) -> str:
+    """A byte count in MiB (binary, labelled), the unit of the CLI's bars and summaries."""
+    return f"{count / 2**20:.1f} MiB" if count % 2**20 else f"{count // 2**20} MiB"
+
+
+def _replan(plan: ChunkPlan, chunk_size: int, settings: Settings) -> ChunkPlan:
+    """``plan``'s file cut into ``chunk_size`` chunks (the size of a journal being resumed)."""
+    return plan_chunks(
+        plan.file_size,
+        chunk_size,
+        max_chunks=max(settings.max_chunks, -(-plan.file_size // chunk_size)),
+        max_chunk_size=max(settings.max_chunk_size, chunk_size),
+    )
+
+
+def _resume_note(record: JournalRecord, plan: ChunkPlan) -> str:
+    """``resuming: 12 of 40 chunks already on the server (session s-1 expires ...)``."""
+    if record.dock_status_id is not None:
+        return f"resuming: the upload was completed; awaiting job {record.dock_status_id}"
+    expiry = f", session expires {record.expires_at}" if record.expires_at else ""
+    return (
+        f"resuming: {len(record.acknowledged)} of {plan.total_chunks} chunks already on the "
+        f"server (session {record.session_id}{expiry})"
     )
