@@ -35,7 +35,9 @@ from .errors import (
     UnprocessableEntityError,
     UploadError,
 )
+from .progress_display import RichProgress
 from .settings import Settings
+from .sync import SyncKoreClient
 from .types import (
     ChunkAccepted,
     DeployConfig,
@@ -82,11 +84,13 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseValidationError",
+    "RichProgress",
     "ScalingParameters",
     "ServerError",
     "SessionStarted",
     "Settings",
     "StallError",
+    "SyncKoreClient",
     "TLSError",
     "TransferError",
     "TransportError",
