@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import stat
@@ -25,6 +26,8 @@ from .params import parse_byte_size
 from .profiles import Profile, load_profile
 
 __all__ = ["Globals", "Terminated", "get_globals", "resolve_globals", "run_command", "unwrap"]
+
+log = logging.getLogger("kore_models.cli")
 
 
 class Terminated(Exception):
@@ -162,7 +165,10 @@ def get_globals(ctx: click.Context) -> Globals:
 
 
 async def _guarded(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run ``main()``; SIGTERM cancels it the way Ctrl-C does, then raises Terminated."""
+    """Run ``main()``; SIGTERM cancels it the way Ctrl-C does, then raises Terminated.
+
+    SIGHUP (a closed terminal) does not stop the run.
+    """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -173,10 +179,15 @@ async def _guarded(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         terminated = True
         task.cancel()
 
-    installed = False
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)  # main thread only
-        installed = True
+    def on_sighup() -> None:
+        # the terminal went away: carry on (the streams already survive a missing reader)
+        log.info("the terminal closed (SIGHUP); carrying on")
+
+    installed: list[signal.Signals] = []
+    for signum, handler in ((signal.SIGTERM, on_sigterm), (signal.SIGHUP, on_sighup)):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, handler)  # main thread only
+            installed.append(signum)
     try:
         return await main()
     except asyncio.CancelledError:
@@ -184,8 +195,8 @@ async def _guarded(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
             raise Terminated("terminated") from None
         raise
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGTERM)
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def _stopped(out: Output, code: int, kind: str, message: str) -> int:

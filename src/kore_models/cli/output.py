@@ -59,12 +59,17 @@ class _ResilientStream(io.TextIOBase):
             os.dup2(devnull, self._stream.fileno())
             os.close(devnull)
 
-    def write(self, text: str) -> int:
+    def write(self, text: str | bytes) -> int:
         if not self.broken:
             try:
-                self._stream.write(text)
-                if "\n" in text:
+                if isinstance(text, bytes):  # click writes bytes when it finds no buffer
                     self._stream.flush()
+                    self._stream.buffer.write(text)
+                    self._stream.buffer.flush()
+                else:
+                    self._stream.write(text)
+                    if "\n" in text:
+                        self._stream.flush()
             except (OSError, ValueError):
                 self._give_up()
         return len(text)

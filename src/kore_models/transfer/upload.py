@@ -280,8 +280,11 @@ async def _run_import(
 
 
 def _mib(count: int) -> str:
-    """A byte count in MiB (binary, labelled), the unit of the CLI's bars and summaries."""
-    return f"{count / 2**20:.1f} MiB" if count % 2**20 else f"{count // 2**20} MiB"
+    """A chunk size in binary units, as the CLI prints sizes: ``16 MiB``, ``256 KiB``."""
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count / 2**20:.2f} MiB" if count >= 2**20 else f"{count} B"
 
 
 def _replan(plan: ChunkPlan, chunk_size: int, settings: Settings) -> ChunkPlan:
