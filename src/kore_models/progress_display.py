@@ -132,7 +132,7 @@ class RichProgress:
         self.console = console or Console(stderr=True)
         self.label = label
         self.auto_stop = auto_stop
-        self._progress = Progress(
+        self.progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}", table_column=_column(max_width=30)),
             BarColumn(bar_width=24),
@@ -164,13 +164,13 @@ class RichProgress:
         """Start drawing (idempotent)."""
         if not self._started:
             self._started = True
-            self._progress.start()
+            self.progress.start()
 
     def stop(self) -> None:
         """Stop drawing (idempotent)."""
         if self._started:
             self._started = False
-            self._progress.stop()
+            self.progress.stop()
 
     def __call__(self, event: ProgressEvent) -> None:
         if self._default is None:
@@ -179,12 +179,12 @@ class RichProgress:
 
     def track(self, label: str) -> ProgressCallback:
         """A callback that draws the transfer called ``label`` on its own line."""
-        task = self._progress.add_task(label, total=None, detail="starting", rate=0.0, eta=None)
+        task = self.progress.add_task(label, total=None, detail="starting", rate=0.0, eta=None)
         self._active.add(task)
 
         def on_progress(event: ProgressEvent) -> None:
             self.start()
-            self._progress.update(
+            self.progress.update(
                 task,
                 completed=event.bytes_done,
                 total=event.bytes_total or None,
@@ -193,7 +193,7 @@ class RichProgress:
                 eta=eta_of(event),
             )
             if event.phase in (Phase.DONE, Phase.FAILED):
-                self._progress.stop_task(task)
+                self.progress.stop_task(task)
                 self._active.discard(task)
                 if self.auto_stop and not self._active:
                     self.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from concurrent.futures import wait
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -27,6 +28,7 @@ from .client import KoreClient
 __all__ = ["SyncKoreClient"]
 
 _PLAIN = (str, bytes, int, float, bool, type(None))
+_WAKE_SECONDS = 0.2
 
 
 def _has_async_methods(value: Any) -> bool:
@@ -109,7 +111,11 @@ def _call(portal: BlockingPortal, function: Callable[..., Any], *args: Any) -> A
     """``portal.call``, but Ctrl-C in the caller's thread cancels the task on the loop."""
     future = portal.start_task_soon(function, *args)
     try:
-        return future.result()
+        while True:
+            # short waits: a signal (Ctrl-C) is only handled when this thread runs Python code
+            done, _ = wait([future], timeout=_WAKE_SECONDS)
+            if done:
+                return future.result()
     except BaseException:
         future.cancel()  # a no-op when the task already ended
         raise
