@@ -73,3 +73,10 @@ async def test_expire_sessions_mid_upload_is_recovered_by_a_fresh_session(
     assert expired
     assert result.status == "SUCCESS"
     assert kore_emulator.counters()["requests"]["start"] == 2
+
+
+def test_the_docs_show_this_very_user_test() -> None:
+    page = (HERE.parents[1] / "docs" / "testing-kit.md").read_text(encoding="utf-8")
+    source = (HERE / "test_plugin_user_example.py").read_text(encoding="utf-8")
+    example = source[source.index("import tarfile") :]
+    assert f"```python\n{example}```" in page
