@@ -30,8 +30,9 @@ from rich.table import Column
 from rich.text import Text
 
 from .transfer.progress import Phase, ProgressCallback, ProgressEvent
+from .units import format_size
 
-__all__ = ["RichProgress", "describe_phase", "format_bytes", "format_eta"]
+__all__ = ["Phase", "ProgressEvent", "RichProgress", "describe_phase", "eta_of", "format_eta"]
 
 _PHASE_LABELS: dict[Phase, str] = {
     Phase.PLANNING: "planning",
@@ -42,16 +43,6 @@ _PHASE_LABELS: dict[Phase, str] = {
     Phase.DONE: "done",
     Phase.FAILED: "failed",
 }
-
-
-def format_bytes(count: float) -> str:
-    """``1536`` -> ``1.5 KiB`` (binary units, labelled)."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_eta(seconds: float | None) -> str:
@@ -101,7 +92,7 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         rate = float(task.fields.get("rate") or 0.0)
-        return Text(f"{format_bytes(rate)}/s" if rate > 0 else "- /s", style="progress.data.speed")
+        return Text(f"{format_size(rate)}/s" if rate > 0 else "- /s", style="progress.data.speed")
 
 
 class _EtaColumn(ProgressColumn):

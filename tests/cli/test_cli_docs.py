@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli_docs import BLOCK, COMMANDS, DOCS, render
+from tests.cli.cli_docs import BLOCK, COMMANDS, DOCS, render
 
 
 def test_the_page_matches_the_code() -> None:

@@ -7,10 +7,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from cli_support import child_env, spawn
 from click.testing import Result
 
 from kore_models.testing import KoreEmulator
+from tests.cli.cli_support import child_env, spawn
 
 RunCli = Callable[..., Result]
 MakeTar = Callable[..., Path]

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import child_env, spawn, wait_for_event
 from click.testing import Result
 
 from kore_models import (
@@ -27,6 +26,7 @@ from kore_models import (
 from kore_models.cli import errors as cli_errors
 from kore_models.cli.errors import EXIT_CODES, exit_code_for
 from kore_models.testing import KoreEmulator
+from tests.cli.cli_support import child_env, spawn, wait_for_event
 
 RunCli = Callable[..., Result]
 MakeTar = Callable[..., Path]

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import EMULATOR_KEY, MAIN, child_env
 from click.testing import Result
 
 from kore_models.cli import main
+from tests.cli.cli_support import EMULATOR_KEY, MAIN, child_env
 
 RunCli = Callable[..., Result]
 MakeTar = Callable[..., Path]
@@ -181,7 +181,7 @@ def test_config_show_prints_every_setting_with_its_source_and_no_key(
     assert settings["host"]["source"].startswith("profile dev (")
     assert settings["api_key"] == {"value": "********", "source": settings["host"]["source"]}
     assert settings["chunk_size"] == {"value": 65536, "source": settings["host"]["source"]}
-    assert settings["concurrency"] == {"value": "5", "source": "env KORE_CONCURRENCY"}
+    assert settings["concurrency"] == {"value": 5, "source": "env KORE_CONCURRENCY"}
     assert settings["read_timeout"]["source"] == "default"
     assert EMULATOR_KEY not in result.output
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from cli_support import child_env, control, journals, run, spawn, wait_for_event
+from tests.cli.cli_support import child_env, control, journals, run, spawn, wait_for_event
 
 MakeTar = Callable[..., Path]
 

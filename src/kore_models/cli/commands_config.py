@@ -9,6 +9,7 @@ from typing import Any
 import click
 from click.shell_completion import get_completion_class
 
+from ..errors import ConfigurationError
 from ..settings import Settings
 from .context import Globals, get_globals
 from .errors import EXIT_OK
@@ -32,13 +33,30 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def validate(g: Globals) -> tuple[Settings | None, str | None]:
+    """The settings a client would get, or why it would not (host and key stand-ins when
+    they are missing: those are reported as not set)."""
+    try:
+        settings = Settings.resolve(
+            host=g.host or "https://host.invalid", api_key=g.api_key or "unset", **g.settings
+        )
+    except ConfigurationError as exc:
+        return None, str(exc)
+    return settings, None
+
+
 def resolved_settings(g: Globals) -> dict[str, dict[str, Any]]:
     """Every setting with its value and where it came from (the key redacted).
 
-    Order of precedence: command line, environment (``KORE_*``), profile, default.
+    Order of precedence: command line, environment (``KORE_*``), profile, default. The
+    values are the validated ones a client gets (``"32MiB"`` shows as 33554432).
     """
+    validated, _ = validate(g)
     rows: dict[str, dict[str, Any]] = {
-        "host": {"value": g.host, "source": g.sources.get("host", "not set")},
+        "host": {
+            "value": validated.host if validated and g.host else g.host,
+            "source": g.sources.get("host", "not set"),
+        },
         "api_key": {
             "value": _REDACTED if g.api_key else None,
             "source": g.sources.get("api_key", "not set"),
@@ -49,12 +67,13 @@ def resolved_settings(g: Globals) -> dict[str, dict[str, Any]]:
             continue
         env = f"KORE_{name.upper()}"
         if name in g.sources and not g.sources[name].startswith("env "):
-            source = g.sources[name]
-            value = g.settings.get(name)
+            source, value = g.sources[name], g.settings.get(name)
         elif env in os.environ:
             source, value = f"env {env}", os.environ[env]
         else:
             source, value = "default", _default(name)
+        if validated is not None:
+            value = getattr(validated, name)
         rows[name] = {"value": _plain(value), "source": source}
     return rows
 
@@ -99,12 +118,15 @@ def config_show_command(ctx: click.Context, json_mode: bool) -> None:
         "configFileExists": config_path().is_file(),
         "profile": g.profile.name,
         "settings": rows,
+        "problem": validate(g)[1],
     }
     exists = "" if document["configFileExists"] else " (not found)"
     lines = [
         f"config file: {document['configFile']}{exists}",
         f"profile: {g.profile.name or '(none)'}",
     ]
+    if document["problem"]:
+        lines.append(f"problem: {document['problem']}")
     width = max(len(name) for name in rows)
     for name, row in rows.items():
         value = "(not set)" if row["value"] is None else row["value"]

@@ -12,7 +12,8 @@ import click
 
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
-from ..transfer.upload import ImportResult, check_local_file
+from ..results import ImportResult
+from ..transfer.localfile import check_local_file
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
@@ -43,22 +44,11 @@ def _label(path: Path) -> str:
 
 
 def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, Any]:
-    """The JSON object of one finished import."""
+    """The JSON object of one finished import: which file, then the result's camelCase dump."""
     return {
         "path": str(path),
         "isAdapter": is_adapter,
-        "modelId": result.model_id,
-        "dockStatusId": result.dock_status_id,
-        "sessionId": result.session_id,
-        "status": result.status,
-        "bytes": result.bytes,
-        "bytesSent": result.bytes_sent,
-        "chunks": result.chunks,
-        "chunksSent": result.chunks_sent,
-        "chunksResumed": result.chunks_resumed,
-        "retries": result.retries,
-        "seconds": round(result.seconds, 3),
-        "resumed": result.resumed,
+        **result.model_dump(by_alias=True, mode="json"),
     }
 
 
@@ -151,7 +141,7 @@ class _Run:
                 on_progress=self.display.track(label),
                 resume=opts.resume,
                 wait=opts.wait,
-                timeout=opts.timeout,
+                job_timeout=opts.timeout,
             )
             row = import_row(entry.path, entry.is_adapter, result)
             if self.state is not None and row["dockStatusId"]:

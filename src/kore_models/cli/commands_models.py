@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ..results import ExportResult
 from ..types import JobDocument
-from ..verbs import ExportResult
 from .context import get_globals, run_command
 from .errors import EXIT_OK
 from .options import command
@@ -81,15 +81,8 @@ def watch_note(out: Output, what: str) -> Callable[[JobDocument], None]:
 
 
 def export_json(result: ExportResult) -> dict[str, Any]:
-    """The JSON object of a finished export or download."""
-    return {
-        "modelId": result.model_id,
-        "dockStatusId": result.dock_status_id,
-        "path": str(result.path),
-        "bytes": result.bytes,
-        "seconds": round(result.seconds, 3),
-        "resumedFrom": result.resumed_from,
-    }
+    """The JSON object of a finished export or download: the result's own camelCase dump."""
+    return result.model_dump(by_alias=True, mode="json")
 
 
 def export_line(result: ExportResult) -> str:

@@ -22,7 +22,6 @@ from ..settings import Settings
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 from .options import GlobalValues
 from .output import Output
-from .params import parse_byte_size
 from .profiles import Profile, load_profile
 
 __all__ = ["Globals", "Terminated", "get_globals", "resolve_globals", "run_command", "unwrap"]
@@ -113,17 +112,6 @@ def _resolve_key(raw: GlobalValues, profile: Profile) -> tuple[str | None, str |
     return None, None
 
 
-def _setting_value(name: str, value: Any) -> Any:
-    """Profile values as Settings wants them: ``"32MiB"`` for a byte-count field."""
-    annotation = Settings.model_fields[name].annotation
-    if annotation is int and isinstance(value, str):
-        try:
-            return parse_byte_size(value)
-        except ValueError as exc:
-            raise click.UsageError(f"profile setting {name}: {exc}") from None
-    return value
-
-
 def resolve_globals(raw: GlobalValues) -> Globals:
     """Command line, then environment, then profile, then the built-in default."""
     values = raw.values
@@ -141,7 +129,7 @@ def resolve_globals(raw: GlobalValues) -> Globals:
             if f"KORE_{name.upper()}" in os.environ:
                 sources[name] = f"env KORE_{name.upper()}"
                 continue  # the environment beats the profile
-            settings[name] = _setting_value(name, value)
+            settings[name] = value  # Settings validates (sizes such as 32MiB included)
             sources[name] = profile.label
     for name, value in values.items():  # global options named after a setting (--proxy ...)
         if name in Settings.model_fields and name not in ("host", "api_key"):

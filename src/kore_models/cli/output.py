@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from ..errors import redact
+from ..units import format_size
 from .errors import describe, error_json, exit_code_for
 
 __all__ = ["Output", "human_bytes", "human_rate", "protect_standard_streams"]
@@ -24,13 +25,8 @@ _LOGGER = "kore_models"
 
 
 def human_bytes(count: float) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    """``1536`` -> ``1.5 KiB`` (the library's one size formatter)."""
+    return format_size(count)
 
 
 def human_rate(count: float, seconds: float) -> str:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
-from ..progress_display import RichProgress, describe_phase, eta_of, format_bytes
-from ..transfer.progress import Phase, ProgressEvent
+from ..progress_display import Phase, ProgressEvent, RichProgress, describe_phase, eta_of
+from ..units import format_size
 from .output import Output
 
 __all__ = ["ProgressDisplay", "describe_phase", "event_json", "pick_mode"]
@@ -61,13 +61,13 @@ def _plain_line(label: str, event: ProgressEvent, sent: int, *, rate: bool = Tru
     parts = [f"{label}: {describe_phase(event)}"]
     if event.bytes_total and event.phase in _MOVING:
         pct = 100.0 * event.bytes_done / event.bytes_total
-        done, total = format_bytes(event.bytes_done), format_bytes(event.bytes_total)
+        done, total = format_size(event.bytes_done), format_size(event.bytes_total)
         parts.append(f"{done}/{total} ({pct:.0f}%)")
         if rate and event.throughput:
-            parts.append(f"{format_bytes(event.throughput)}/s")
+            parts.append(f"{format_size(event.throughput)}/s")
     elif event.bytes_done and event.phase in (Phase.COMPLETING, Phase.DONE):
-        average = f" ({format_bytes(sent / event.elapsed)}/s)" if event.elapsed and sent else ""
-        parts.append(f"{format_bytes(sent)} sent in {event.elapsed:.1f} s{average}")
+        average = f" ({format_size(sent / event.elapsed)}/s)" if event.elapsed and sent else ""
+        parts.append(f"{format_size(sent)} sent in {event.elapsed:.1f} s{average}")
     if event.chunks_total and event.phase in (Phase.UPLOADING, Phase.COMPLETING):
         parts.append(f"chunk {event.chunks_done}/{event.chunks_total}")
     if event.retries:

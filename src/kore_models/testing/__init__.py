@@ -6,6 +6,10 @@ every test the ``kore_emulator``, ``kore_client`` and ``kore_sync_client`` fixtu
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,14 @@ __all__ = ["SCENARIOS", "KoreEmulator", "Scenario", "client_options", "model_arc
 
 
 def model_archive(path: str | Path, weights_bytes: int = 256 * 1024) -> Path:
-    """Write a small valid model tar (config, tokenizer, random weights) at ``path``."""
-    from ..cli.demo import write_model_archive
-
+    """Write a small valid model tar (a config and random weights) at ``path``."""
     target = Path(path)
-    write_model_archive(target, weights_bytes)
+    config = json.dumps({"model_type": "llama", "torch_dtype": "float16"}).encode()
+    with tarfile.open(target, "w") as tar:
+        for name, data in (("config.json", config), ("weights.bin", os.urandom(weights_bytes))):
+            info = tarfile.TarInfo(f"model/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return target
 
 
