@@ -19,7 +19,7 @@ from .errors import EXIT_OK, describe
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
 from .options import command
 from .output import Output, human_bytes, human_rate
-from .params import BYTE_SIZE, SHARD, Shard
+from .params import CHUNK_SIZE, SHARD, Shard
 from .progress import ProgressDisplay, pick_mode
 
 __all__ = ["import_command", "import_row"]
@@ -48,7 +48,7 @@ def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, 
     return {
         "path": str(path),
         "isAdapter": is_adapter,
-        **result.model_dump(by_alias=True, mode="json"),
+        **result.model_dump(by_alias=True, mode="json", exclude={"job"}),
     }
 
 
@@ -250,7 +250,7 @@ async def _run_imports(
 @command("import")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--adapter", is_flag=True, help="The files are adapters (isAdapter=true).")
-@click.option("--chunk-size", type=BYTE_SIZE, help="Bytes per chunk, e.g. 16MiB (default 16MiB).")
+@click.option("--chunk-size", type=CHUNK_SIZE, help="Bytes per chunk, e.g. 16MiB (default 16MiB).")
 @click.option(
     "--concurrency", type=click.IntRange(1, 256), help="Chunks in flight per file (default 8)."
 )

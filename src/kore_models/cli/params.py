@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
-from ..units import parse_size
+from ..settings import Settings
+from ..units import format_size, parse_size
 
-__all__ = ["BYTE_SIZE", "SHARD", "ByteSize", "Shard", "ShardType", "parse_byte_size"]
+__all__ = ["BYTE_SIZE", "CHUNK_SIZE", "SHARD", "ByteSize", "Shard", "ShardType", "parse_byte_size"]
 
 
 def parse_byte_size(text: str) -> int:
@@ -22,17 +23,30 @@ def parse_byte_size(text: str) -> int:
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
-    """A byte count with an optional unit."""
+    """A byte count with an optional unit, within the bounds of a client setting if named."""
 
     name = "size"
+
+    def __init__(self, setting: str | None = None):
+        self.setting = setting
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         try:
-            return parse_byte_size(str(value))
+            size = parse_byte_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if self.setting is not None:
+            low, high = Settings.bounds(self.setting)
+            if (low is not None and size < low) or (high is not None and size > high):
+                self.fail(
+                    f"{value!r} is not a size the client takes here: between "
+                    f"{format_size(low or 0)} and {format_size(high or 0)}",
+                    param,
+                    ctx,
+                )
+        return size
 
 
 @dataclass(frozen=True)
@@ -70,4 +84,5 @@ class ShardType(click.ParamType):  # type: ignore[type-arg]
 
 
 BYTE_SIZE = ByteSize()
+CHUNK_SIZE = ByteSize("chunk_size")
 SHARD = ShardType()
