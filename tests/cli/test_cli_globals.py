@@ -103,6 +103,22 @@ def test_progress_json_writes_one_event_per_line(run_cli: RunCli, make_tar: Make
     assert events[-1]["chunks"] == events[-1]["chunksTotal"] == -(-path.stat().st_size // 65536)
 
 
+def test_with_progress_json_stderr_holds_only_json_lines_also_on_failure(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    weights = tmp_path / "weights.bin"  # an extension the server refuses: exit 10
+    weights.write_bytes(b"\0" * 5000)
+    result = run_cli("import", str(weights), "--progress", "json", "--json")
+    assert result.exit_code == 10
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [e["phase"] for e in events if e["event"] == "progress"] == ["planning", "failed"]
+    error = events[-1]
+    assert error["event"] == "error"
+    assert error["exitCode"] == 10
+    assert "fileExtension" in error["message"]
+    assert json.loads(result.stdout)["error"]["exitCode"] == 10
+
+
 def test_a_raised_chunk_size_is_announced(run_cli: RunCli, make_tar: MakeTar) -> None:
     path = make_tar(size=3_000_000)
     result = run_cli("import", str(path), "--chunk-size", "256KiB", env={"KORE_MAX_CHUNKS": "2"})

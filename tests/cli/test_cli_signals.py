@@ -41,7 +41,12 @@ def test_sigterm_stops_within_2_s_keeps_the_journal_and_the_rerun_says_it_resume
         "message": "terminated (SIGTERM)",
         "exitCode": 143,
     }
-    assert "error: terminated (SIGTERM); run the same command again to resume" in err
+    events = [json.loads(line) for line in err.splitlines()]  # --progress json: JSON only
+    assert events[-1] == {
+        "event": "error",
+        "message": "terminated (SIGTERM); run the same command again to resume",
+        "exitCode": 143,
+    }
     for bad in ("Traceback", "Unclosed", "Task was destroyed", "never awaited"):
         assert bad not in err
     assert len(journals(tmp_path)) == 1

@@ -48,7 +48,12 @@ class Globals:
 
     def output(self, *, json_mode: bool = False) -> Output:
         """An Output for one command, with the key registered as a secret."""
-        out = Output(json_mode=json_mode, quiet=self.quiet, verbose=self.verbose)
+        out = Output(
+            json_mode=json_mode,
+            quiet=self.quiet,
+            verbose=self.verbose,
+            json_events=self.progress == "json",
+        )
         out.add_secret(self.api_key)
         return out
 
@@ -188,7 +193,7 @@ async def _guarded(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def _stopped(out: Output, code: int, kind: str, message: str) -> int:
-    out.stderr_line(f"error: {message}; run the same command again to resume")
+    out.error_line(f"{message}; run the same command again to resume", code)
     if out.json_mode:
         out.emit_json({"error": {"type": kind, "message": message, "exitCode": code}})
     return code

@@ -112,6 +112,11 @@ class _RedactingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if self.output.json_events:
+                message = self.output.scrub(record.getMessage())
+                level = record.levelname.lower()
+                self.output.event("log", level=level, logger=record.name, message=message)
+                return
             text = self.format(record)
         except Exception:  # pragma: no cover - a broken log call must not kill the CLI
             self.handleError(record)
@@ -127,10 +132,18 @@ class Output:
     Every line is scrubbed of the API key before it is written.
     """
 
-    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        quiet: bool = False,
+        verbose: bool = False,
+        json_events: bool = False,
+    ):
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
+        self.json_events = json_events  # --progress json: stderr is JSON lines only
         self.secrets: list[str] = []
         self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -148,23 +161,39 @@ class Output:
         """Write one line to stderr through the console (safe while a progress bar runs)."""
         self.stderr.print(self.scrub(text), markup=False, highlight=False)
 
+    def event(self, kind: str, **fields: Any) -> None:
+        """One JSON line on stderr: ``{"event": kind, ...}`` (``--progress json``)."""
+        self.stderr_line(json.dumps({"event": kind, **fields}, default=str))
+
     def info(self, text: str) -> None:
         """A human note on stderr (silenced by --quiet)."""
-        if not self.quiet:
+        if self.json_events:
+            self.event("note", message=self.scrub(text))
+        elif not self.quiet:
             self.stderr_line(text)
 
     def warn(self, text: str) -> None:
         """A warning on stderr (silenced by --quiet)."""
-        if not self.quiet:
+        if self.json_events:
+            self.event("warning", message=self.scrub(text))
+        elif not self.quiet:
             self.stderr_line(f"warning: {text}")
+
+    def error_line(self, message: str, code: int) -> None:
+        """The one stderr line of a failure (a JSON event with ``--progress json``)."""
+        if self.json_events:
+            self.event("error", message=self.scrub(message), exitCode=code)
+        else:
+            self.stderr_line(f"error: {message}")
 
     def error(self, exc: BaseException, *, prefix: str = "") -> int:
         """Report ``exc`` as one stderr line (plus the traceback with --verbose); its exit code."""
         if self.verbose and not isinstance(exc, KeyboardInterrupt):
             lines = traceback.format_exception(exc)
             self.stderr.file.write(self.scrub("".join(lines)))
-        self.stderr_line(f"error: {prefix}{describe(exc, *self.secrets)}")
-        return exit_code_for(exc)
+        code = exit_code_for(exc)
+        self.error_line(f"{prefix}{describe(exc, *self.secrets)}", code)
+        return code
 
     # stdout -------------------------------------------------------------------------
     def result(self, data: dict[str, Any], human: str | list[str]) -> None:

@@ -123,8 +123,7 @@ class ProgressDisplay:
     def notice(self, label: str, message: str) -> None:
         """A one-off note about a transfer (also a JSON line in json mode)."""
         if self.mode == "json":
-            line = {"event": "notice", "label": label, "message": message}
-            self.output.stderr_line(json.dumps(line))
+            self.output.event("notice", label=label, message=message)
         elif self.mode != "none":
             self.output.stderr_line(f"{label}: {message}")
 
