@@ -34,6 +34,7 @@ from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
 from .journal import Journal, JournalRecord, fingerprint_file, journal_path
+from .local_state import RunLock, check_writable_dir
 from .localfile import check_local_file
 from .plan import ChunkPlan, plan_chunks
 from .progress import Phase, ProgressCallback, ProgressTracker
@@ -121,10 +122,52 @@ async def _run_import(
     job_timeout: float | None,
     started: float,
 ) -> ImportResult:
-    """The import after planning: resume or start, send, complete, wait."""
+    """The import after planning: check the state folder, lock, then the import itself."""
+    journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
+    # Before any request: a journal that cannot be written would leave a session and a
+    # model on the server that no later run can find (an orphan on every attempt).
+    await anyio.to_thread.run_sync(
+        lambda: check_writable_dir(
+            journal.path.parent,
+            what="state folder",
+            hint="point KORE_STATE_DIR (state_dir=... in Python) at a writable folder",
+        )
+    )
+    async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
+        return await _import_locked(
+            files,
+            dock_status,
+            settings,
+            file_path,
+            plan,
+            tracker,
+            journal,
+            is_adapter=is_adapter,
+            resume=resume,
+            wait=wait,
+            job_timeout=job_timeout,
+            started=started,
+        )
+
+
+async def _import_locked(
+    files: Files,
+    dock_status: DockStatus,
+    settings: Settings,
+    file_path: Path,
+    plan: ChunkPlan,
+    tracker: ProgressTracker,
+    journal: Journal,
+    *,
+    is_adapter: bool,
+    resume: bool,
+    wait: bool,
+    job_timeout: float | None,
+    started: float,
+) -> ImportResult:
+    """Resume or start, send, complete, wait (the journal's lock is held)."""
     size = plan.file_size
     fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
-    journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
     live = record is not None and (
         record.host == settings.host
