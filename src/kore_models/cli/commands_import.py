@@ -13,7 +13,6 @@ import click
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
 from ..results import ImportResult
-from ..transfer.localfile import check_local_file
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
@@ -178,13 +177,13 @@ class _Run:
         return rows
 
 
-def _check_manifest_files(entries: list[Entry], state: StateFile) -> None:
+def _check_manifest_files(kore: KoreClient, entries: list[Entry], state: StateFile) -> None:
     problems = []
     for entry in entries:
         if state.done(entry) is not None:
             continue
         try:
-            check_local_file(entry.path)
+            kore.models.check_file(entry.path)
         except LocalFileError as exc:
             problems.append(f"{entry.where}: {exc}")
     if problems:
@@ -220,10 +219,10 @@ async def _run_imports(
     started = time.monotonic()
     single = manifest is None and len(entries) == 1
     state: StateFile | None = None
-    if manifest is not None:
-        state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
-        await anyio.to_thread.run_sync(_check_manifest_files, entries, state)
     async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
+        if manifest is not None:  # every entry checked before the first upload
+            state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
+            await anyio.to_thread.run_sync(_check_manifest_files, kore, entries, state)
         with ProgressDisplay(out, pick_mode(out, g.progress)) as display:
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)

@@ -14,6 +14,7 @@ from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
 from ..results import ExportResult, ImportResult
 from ..transfer.download import download_file
+from ..transfer.localfile import check_local_file
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
 from ..transfer.upload import import_file
 from ..types import DeployConfig, JobDocument, ModelType
@@ -94,6 +95,16 @@ class Models:
         )
         job = parse_as(JobDocument, response, what="undeploy")
         return await self._await(job, timeout, on_update) if wait else job
+
+    @staticmethod
+    def check_file(path: str | os.PathLike[str]) -> int:
+        """The checks ``import_file`` makes before sending anything, alone (blocking).
+
+        Returns the file's size; raises LocalFileError saying why it cannot be imported
+        (missing, a folder, not a regular file, empty, unreadable). For preflights of many
+        files, e.g. a manifest, before the first upload.
+        """
+        return check_local_file(Path(os.fspath(path)).expanduser())
 
     async def import_file(
         self,
