@@ -21,7 +21,7 @@ from .output import Output, human_bytes, human_rate
 from .params import CHUNK_SIZE, SHARD, Shard
 from .progress import ProgressDisplay, pick_mode
 
-__all__ = ["import_command", "import_row"]
+__all__ = ["human_line", "import_command", "import_row"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, 
     }
 
 
-def _human(row: dict[str, Any], label: str) -> str | None:
+def human_line(row: dict[str, Any], label: str) -> str | None:
     if row.get("skipped"):
         return (
             f"skipped {label}: already imported as model {row.get('modelId')} "
@@ -227,7 +227,7 @@ async def _run_imports(
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)
     labels = [_label(e.path) for e in entries]
-    lines = [line for row, lab in zip(rows, labels, strict=True) if (line := _human(row, lab))]
+    lines = [line for row, lab in zip(rows, labels, strict=True) if (line := human_line(row, lab))]
     if single:
         out.result(rows[0], lines)
         return EXIT_OK
