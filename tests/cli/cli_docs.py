@@ -20,8 +20,10 @@ BLOCK = re.compile(r"<!-- help: (?P<args>[^>]*?) -->\n```text\n(?P<body>.*?)```\
 TABLE = re.compile(r"<!-- exit-codes -->\n(?P<body>.*?)<!-- /exit-codes -->\n", re.S)
 COMMANDS = [
     "", "import", "export", "download", "deploy", "undeploy", "status", "config", "config show",
-    "completion", "demo", "emulator",
+    "completion", "demo",
 ]  # fmt: skip
+# documented on their own page (docs/emulator.md), linked from docs/cli.md
+ELSEWHERE = {"emulator"}
 
 
 def render_help(args: str) -> str:
