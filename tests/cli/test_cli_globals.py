@@ -227,3 +227,32 @@ def test_completion_completes_commands_and_options(tmp_path: Path) -> None:
     )
     assert {"plain,openSource", "plain,fineTune"} <= set(done.stdout.splitlines())
     assert os.environ.get("_KORE_MODELS_COMPLETE") is None
+
+
+def test_completion_offers_the_profile_names(tmp_path: Path) -> None:
+    key_file = tmp_path / "k"
+    key_file.write_text(EMULATOR_KEY)
+    write_profiles(tmp_path / "config", key_file, "http://127.0.0.1:9")
+    env = child_env("http://127.0.0.1:9", tmp_path)
+    env.update(
+        _KORE_MODELS_COMPLETE="bash_complete",
+        COMP_WORDS="kore-models status ds-1 --profile d",
+        COMP_CWORD="4",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", MAIN], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines() == ["plain,dev"]
+
+
+def test_kore_config_names_another_file(run_cli: RunCli, tmp_path: Path) -> None:
+    key_file = tmp_path / "k"
+    key_file.write_text(EMULATOR_KEY)
+    config = write_profiles(tmp_path / "elsewhere", key_file, "http://127.0.0.1:7")
+    result = run_cli(
+        "config", "show", "--profile", "dev", "--json",
+        env={"KORE_CONFIG": str(config), "KORE_HOST": None},
+    )  # fmt: skip
+    data = json.loads(result.stdout)
+    assert data["configFile"] == str(config)
+    assert data["settings"]["host"]["value"] == "http://127.0.0.1:7"

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
+
+from .profiles import profile_names
 
 __all__ = [
     "PROGRESS_MODES",
@@ -24,6 +27,17 @@ __all__ = [
 ]
 
 PROGRESS_MODES = ("auto", "rich", "plain", "json", "none")
+
+
+def _complete_profile(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Profile names of config.toml for shell completion (none when it cannot be read)."""
+    try:
+        names = profile_names()
+    except click.UsageError:
+        return []
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
 
 
 def global_options(*, on_group: bool) -> list[click.Option]:
@@ -67,6 +81,7 @@ def global_options(*, on_group: bool) -> list[click.Option]:
             ["--profile"],
             metavar="NAME",
             hidden=hidden,
+            shell_complete=_complete_profile,
             help="Use this profile of config.toml (see `kore-models config show`).",
             **env("KORE_PROFILE"),
         ),

@@ -12,7 +12,14 @@ import click
 
 from ..settings import Settings
 
-__all__ = ["PROFILE_ONLY_KEYS", "Profile", "config_path", "load_profile", "profile_keys"]
+__all__ = [
+    "PROFILE_ONLY_KEYS",
+    "Profile",
+    "config_path",
+    "load_profile",
+    "profile_keys",
+    "profile_names",
+]
 
 # keys a profile may hold that are not client settings
 PROFILE_ONLY_KEYS = ("api_key_file",)
@@ -102,3 +109,9 @@ def load_profile(name: str | None) -> Profile:
         where = f"{path}" if path.exists() else f"{path} (no such file)"
         raise click.UsageError(f"no profile {chosen!r} in {where}; profiles there: {known}")
     return Profile(str(chosen), path, _check(str(chosen), path, profiles[chosen]))
+
+
+def profile_names() -> list[str]:
+    """The names of the profiles in the config file (sorted; none when it does not exist)."""
+    profiles = _read(config_path()).get("profiles", {})
+    return sorted(profiles) if isinstance(profiles, dict) else []
