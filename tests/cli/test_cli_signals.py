@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +18,7 @@ class Emulator(Protocol):
     url: str
 
 
-def test_sigterm_stops_within_2_s_keeps_the_journal_and_the_rerun_says_it_resumes(
+def test_sigterm_stops_at_once_keeps_the_journal_and_the_rerun_says_it_resumes(
     slow_emulator: Emulator, make_tar: MakeTar, tmp_path: Path
 ) -> None:
     path = make_tar("big.tar", size=6_000_000)
@@ -31,11 +30,14 @@ def test_sigterm_stops_within_2_s_keeps_the_journal_and_the_rerun_says_it_resume
     assert process.stderr is not None
     wait_for_event(process.stderr, lambda e: e.get("chunks", 0) >= 2)
 
-    sent = time.monotonic()
+    before = control(slow_emulator.url, "/counters")["chunks_received"]
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=10)
-    assert time.monotonic() - sent < 2.0
+    out, err = process.communicate(timeout=10)  # a hang guard; promptness is shown below
     assert process.returncode == 143, err
+    # it stopped at once: no chunk was started after the signal (at most the 2 in flight
+    # were still counted), although the 1 MB/s upload had more than 20 chunks to go
+    after = control(slow_emulator.url, "/counters")["chunks_received"]
+    assert after - before <= 2
     assert json.loads(out)["error"] == {
         "type": "Terminated",
         "message": "terminated (SIGTERM)",
