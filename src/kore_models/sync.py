@@ -205,6 +205,11 @@ class SyncKoreClient:
     ) -> None:
         self._shut(exc_type, exc, tb)
 
+    def __dir__(self) -> list[str]:
+        names = {n for n in dir(type(self)) if not n.startswith("_")}
+        proxy = self.__dict__.get("_proxy")
+        return sorted(names | set(dir(proxy) if proxy is not None else ()))
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)

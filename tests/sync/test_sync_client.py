@@ -81,6 +81,9 @@ def test_every_async_method_is_mirrored_as_a_blocking_one(
             assert callable(blocking)
             assert not inspect.iscoroutinefunction(blocking), f"{namespace}.{name}"
     assert kore_sync_client.settings.host.startswith("http://127.0.0.1:")
+    # tab completion in a notebook sees the namespaces and their methods
+    assert {"files", "models", "dock_status", "close"} <= set(dir(kore_sync_client))
+    assert "import_file" in dir(kore_sync_client.models)
 
 
 def test_an_unknown_job_raises_the_same_error_as_the_async_client(
