@@ -1,7 +1,7 @@
 """Every row of the exit-code table: provoked for real where the build can, else by mapping.
 
-Rows 11-15 belong to errors raised by the integrity, storage, network and locking code;
-here they are checked through ``exit_code_for`` so that the table stays complete.
+Rows 11, 13 and 14 belong to errors raised by the integrity and network code that is not
+in this build yet; they are checked through ``exit_code_for`` so the table stays complete.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from click.testing import Result
 
 from kore_models import (
     IntegrityError,
-    LocalStorageError,
-    LockedError,
     ProxyError,
     TLSError,
 )
@@ -131,6 +129,32 @@ def rejected(scene: Scene) -> int:
     return scene.cli("import", str(weights)).exit_code
 
 
+def local_storage(scene: Scene) -> int:
+    not_a_folder = scene.tmp_path / "state-is-a-file"
+    not_a_folder.write_text("")
+    result = scene.cli("import", str(scene.make_tar()), KORE_STATE_DIR=str(not_a_folder))
+    assert "is not writable" in result.stderr
+    assert scene.emulator.counters()["requests"]["start"] == 0  # checked before any request
+    return result.exit_code
+
+
+def locked(scene: Scene) -> int:
+    slow = scene.request.getfixturevalue("slow_emulator")
+    path = scene.make_tar("shared.tar", size=3_000_000)
+    env = child_env(slow.url, scene.tmp_path)
+    args = ["import", str(path), "--chunk-size", "128KiB", "--concurrency", "1"]
+    first = spawn([*args, "--progress", "json"], env, stderr=subprocess.PIPE)
+    assert first.stderr is not None
+    with first.stderr:
+        wait_for_event(first.stderr, lambda e: e.get("chunks", 0) >= 1)
+        second = scene.run_cli(*args, env={"KORE_HOST": slow.url})  # same file, same state
+        first.terminate()
+        first.stderr.read()
+    first.wait(timeout=60)
+    assert "another kore-models run" in second.stderr
+    return second.exit_code
+
+
 def mapped(error: BaseException) -> Callable[[Scene], int]:
     return lambda scene: exit_code_for(error)
 
@@ -148,10 +172,10 @@ PROVOKE: dict[int, Callable[[Scene], int]] = {
     9: conflict,
     10: rejected,
     11: mapped(IntegrityError("sha256 differs", expected="aa", actual="bb")),
-    12: mapped(LocalStorageError("no space left on device")),
+    12: local_storage,
     13: mapped(TLSError("certificate verify failed")),
     14: mapped(ProxyError("proxy refused the credentials (407)")),
-    15: mapped(LockedError("another run holds the journal")),
+    15: locked,
     130: mapped(KeyboardInterrupt()),  # for real: test_cli_process.py
     143: lambda scene: cli_errors.EXIT_TERMINATED,  # for real: test_cli_signals.py
 }
