@@ -256,3 +256,15 @@ def test_kore_config_names_another_file(run_cli: RunCli, tmp_path: Path) -> None
     data = json.loads(result.stdout)
     assert data["configFile"] == str(config)
     assert data["settings"]["host"]["value"] == "http://127.0.0.1:7"
+
+
+def test_verbose_json_progress_logs_are_events_without_the_key(
+    run_cli: RunCli, make_tar: MakeTar
+) -> None:
+    result = run_cli("-v", "import", str(make_tar()), "--progress", "json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    logs = [e for e in events if e["event"] == "log"]
+    assert logs  # --verbose: the debug records came through, as JSON
+    assert {e["level"] for e in logs} <= {"debug", "info", "warning", "error"}
+    assert EMULATOR_KEY not in result.output
