@@ -92,3 +92,23 @@ def test_a_closed_stdout_and_stderr_do_not_stop_the_import(
     counters = control(slow_emulator.url, "/counters")
     assert counters["requests"]["complete"] == 1
     assert counters["bytes_received"] >= path.stat().st_size
+
+
+def test_sighup_from_a_closed_terminal_does_not_stop_the_import(
+    slow_emulator: Emulator, make_tar: MakeTar, tmp_path: Path
+) -> None:
+    path = make_tar("hup.tar", size=1_500_000)
+    env = child_env(slow_emulator.url, tmp_path)
+    process = spawn(
+        ["import", str(path), "--chunk-size", "128KiB", "--progress", "json", "--json"],
+        env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    wait_for_event(process.stderr, lambda e: e.get("chunks", 0) >= 1)
+    process.send_signal(signal.SIGHUP)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert json.loads(out)["status"] == "SUCCESS"
+    assert control(slow_emulator.url, "/counters")["requests"]["complete"] == 1
