@@ -70,7 +70,7 @@ def _profiles(quick: bool) -> list[Profile]:
             "2",
             "WAN: 50 ms, 20 MB/s per connection",
             WAN,
-            8 * MiB,
+            4 * MiB,
             {
                 "1": 128 * MiB // s,
                 "2": 128 * MiB // s,
@@ -85,7 +85,7 @@ def _profiles(quick: bool) -> list[Profile]:
             "3",
             "capped uplink: 50 ms, 20 MB/s per connection, 60 MB/s in total",
             {**WAN, "total_throughput_bytes_per_second": 60e6},
-            8 * MiB,
+            4 * MiB,
             sizes(128 * MiB, 384 * MiB, large=("2", "4", "8", "16", "32", "auto")),
         ),
         Profile(
