@@ -8,7 +8,9 @@ Each verb reports through an optional ``on_progress`` callback of
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,7 +23,8 @@ from .resources.dock_status import DockStatusAPI
 from .resources.files import FilesAPI
 from .resources.models import ModelsAPI
 from .settings import Settings
-from .transfer.download import download_file
+from .transfer.download import DEFAULT_RANGES, download_file, normalise_sha256
+from .transfer.partfile import resolve_destination
 from .transfer.poll import PollPolicy, wait_for_job, watch_job
 from .transfer.progress import Phase, ProgressCallback, ProgressTracker
 from .transfer.upload import ImportResult, import_file
@@ -50,6 +53,7 @@ class ExportResult:
     bytes: int
     seconds: float
     resumed_from: int
+    sha256: str = ""
 
 
 class DockStatus(DockStatusAPI):
@@ -128,8 +132,20 @@ class Models(ModelsAPI):
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        expected_sha256: str | None = None,
+        ranges: int = DEFAULT_RANGES,
+        wait_for_lock: bool = False,
     ) -> ExportResult:
-        """Start an export, wait for its job, and download the file to ``dest``."""
+        """Start an export, wait for its job, and download the file to ``dest``.
+
+        A folder ``dest`` means ``dest/<modelId>.tar``. ``expected_sha256`` fails the
+        download with IntegrityError on a mismatch (nothing kept); ``ranges`` is how many
+        Range requests run at once for a large export; ``wait_for_lock`` waits for
+        another run downloading to the same ``dest`` instead of raising LockedError.
+        """
+        normalise_sha256(expected_sha256)  # a bad value fails before the export starts
+        name = re.sub(r"[/\\\x00]", "_", model_id) + ".tar"
+        target = await asyncio.to_thread(resolve_destination, Path(dest), name)
         started = time.monotonic()
         tracker = ProgressTracker(on_progress)
         tracker.phase(Phase.PROCESSING, message="exporting on the server")
@@ -150,7 +166,11 @@ class Models(ModelsAPI):
         result = await download_file(
             self._transport,
             url,
-            Path(dest),
+            target,
+            model_id=model_id,
+            ranges=ranges,
+            expected_sha256=expected_sha256,
+            wait_for_lock=wait_for_lock,
             on_bytes=tracker.add_bytes,
             on_total=lambda total: tracker.update(bytes_total=total),
             block_size=self._transport.settings.read_block_size,
@@ -159,10 +179,11 @@ class Models(ModelsAPI):
         return ExportResult(
             model_id=model_id,
             dock_status_id=final.dock_status_id,
-            path=result.path,
+            path=target,
             bytes=result.bytes,
             seconds=time.monotonic() - started,
             resumed_from=result.resumed_from,
+            sha256=result.sha256,
         )
 
     async def _wait(

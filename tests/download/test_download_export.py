@@ -1,20 +1,22 @@
-"""export_to_file: Range resume of a partial file, a reset mid-body, and the key's origin."""
+"""export_to_file against the emulator: exact bytes, SHA-256, resume from a real partial
+download, a reset mid-body, the key's origin, an expected SHA-256 and a folder destination."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import aiohttp
-from aioresponses import aioresponses
+import pytest
 from multidict import CIMultiDict
-from yarl import URL
 
 from kore_models import KoreClient
 from kore_models.emulator import RunningEmulator
-from kore_models.transfer.download import download_file
+from kore_models.errors import ConfigurationError, IntegrityError, KoreConnectionError
 from kore_models.transfer.progress import Phase, ProgressEvent
 
 if TYPE_CHECKING:
@@ -44,8 +46,8 @@ async def _imported(kore: KoreClient, source: Path) -> str:
     return result.model_id
 
 
-async def test_export_downloads_the_exact_bytes(
-    kore: KoreClient, ctl: EmuControl, make_file: FileMaker, tmp_path: Path
+async def test_export_downloads_the_exact_bytes_and_their_sha256(
+    kore: KoreClient, make_file: FileMaker, tmp_path: Path
 ) -> None:
     source = make_file(5 * CHUNK + 3)
     model_id = await _imported(kore, source)
@@ -56,29 +58,45 @@ async def test_export_downloads_the_exact_bytes(
 
     assert dest.read_bytes() == source.read_bytes()
     assert result.bytes == source.stat().st_size
+    assert result.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     assert result.resumed_from == 0
-    assert not dest.with_name("model.tar.part").exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.tar"]
     assert events[-1].phase is Phase.DONE
     assert events[-1].bytes_done == result.bytes
 
 
-async def test_a_partial_file_is_resumed_with_range(
-    kore: KoreClient, ctl: EmuControl, make_file: FileMaker, tmp_path: Path
+async def test_a_download_cut_off_is_resumed_by_the_next_run_from_its_part(
+    clients: ClientFactory, ctl: EmuControl, make_file: FileMaker, tmp_path: Path
 ) -> None:
     source = make_file(8 * CHUNK + 5)
-    model_id = await _imported(kore, source)
+    once = clients(max_attempts=1)
+    model_id = await _imported(once, source)
     dest = tmp_path / "model.tar"
-    have = 3 * CHUNK + 11
-    dest.with_name("model.tar.part").write_bytes(source.read_bytes()[:have])
+    # the first request is cut; the resumed one fails at once: no progress, so it gives up
+    await ctl.script(
+        {"route": "download", "action": "reset", "after_bytes": 3 * CHUNK + 11},
+        {"route": "download", "action": "reset", "after_bytes": 0},
+    )
+    with pytest.raises(KoreConnectionError):
+        await once.models.export_to_file(model_id, dest, ranges=1)
+    part = dest.with_name("model.tar.part")
+    record = json.loads(dest.with_name("model.tar.part.json").read_text())
+    assert record["model_id"] == model_id
+    assert "token" not in json.dumps(record)
+    have = part.stat().st_size
+    assert 0 < have < source.stat().st_size
     await ctl.reset_counters()
 
-    result = await kore.models.export_to_file(model_id, dest)
+    result = await clients().models.export_to_file(model_id, dest, ranges=1)
 
     assert result.resumed_from == have
     assert dest.read_bytes() == source.read_bytes()
+    assert result.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     counters = await ctl.counters()
     assert counters["requests"]["download"] == 1
     assert counters["responses_by_status"].get("206") == 1
+    assert not part.exists()
+    assert not dest.with_name("model.tar.part.json").exists()
 
 
 async def test_a_reset_mid_body_is_resumed(
@@ -94,10 +112,10 @@ async def test_a_reset_mid_body_is_resumed(
 
     assert dest.read_bytes() == source.read_bytes()
     assert result.bytes == source.stat().st_size
+    assert result.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     counters = await ctl.counters()
     assert counters["faults_injected"] == 1
     assert counters["requests"]["download"] == 2
-    assert counters["responses_by_status"].get("206") == 1
 
 
 async def test_the_key_is_not_sent_to_a_download_url_on_another_origin(
@@ -124,12 +142,13 @@ async def test_the_key_is_not_sent_to_a_download_url_on_another_origin(
     api_calls = [(url, h) for url, h in sent if url.startswith(emu.url + "/api/public/")]
     assert len(downloads) == 1
     assert "x-api-key" not in downloads[0][1]
+    assert downloads[0][1]["Accept-Encoding"] == "identity"
     assert api_calls
     assert all("x-api-key" in h for _, h in api_calls)
 
 
 async def test_the_key_is_sent_to_a_download_url_on_the_same_origin(
-    clients: ClientFactory, emu: RunningEmulator, make_file: FileMaker, tmp_path: Path
+    clients: ClientFactory, make_file: FileMaker, tmp_path: Path
 ) -> None:
     sent: list[tuple[str, CIMultiDict[str]]] = []
     async with aiohttp.ClientSession(trace_configs=[_recorder(sent)]) as session:
@@ -145,55 +164,54 @@ async def test_the_key_is_sent_to_a_download_url_on_the_same_origin(
     assert "x-api-key" in downloads[0]
 
 
-async def test_a_part_file_longer_than_the_export_is_discarded_and_restarted(
-    kore: KoreClient, ctl: EmuControl, make_file: FileMaker, tmp_path: Path
+async def test_an_expected_sha256_that_differs_keeps_nothing(
+    kore: KoreClient, make_file: FileMaker, tmp_path: Path
 ) -> None:
     source = make_file(3 * CHUNK)
     model_id = await _imported(kore, source)
     dest = tmp_path / "model.tar"
-    dest.with_name("model.tar.part").write_bytes(b"x" * (4 * CHUNK))
+    wrong = "0" * 64
 
-    result = await kore.models.export_to_file(model_id, dest)
+    with pytest.raises(IntegrityError) as caught:
+        await kore.models.export_to_file(model_id, dest, expected_sha256=wrong)
 
-    assert dest.read_bytes() == source.read_bytes()
-    assert result.bytes == source.stat().st_size
-    assert (await ctl.counters())["responses_by_status"].get("416") == 1
+    assert caught.value.expected == wrong
+    assert caught.value.actual == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert list(tmp_path.glob("model.tar*")) == []
 
 
-async def test_a_complete_part_file_is_only_renamed(
-    kore: KoreClient, ctl: EmuControl, make_file: FileMaker, tmp_path: Path
+async def test_an_expected_sha256_that_matches_is_accepted_in_any_case(
+    kore: KoreClient, make_file: FileMaker, tmp_path: Path
 ) -> None:
     source = make_file(3 * CHUNK)
     model_id = await _imported(kore, source)
-    dest = tmp_path / "model.tar"
-    dest.with_name("model.tar.part").write_bytes(source.read_bytes())
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
 
-    result = await kore.models.export_to_file(model_id, dest)
+    result = await kore.models.export_to_file(
+        model_id, tmp_path / "model.tar", expected_sha256=digest.upper()
+    )
 
-    assert dest.read_bytes() == source.read_bytes()
-    assert result.resumed_from == source.stat().st_size
-    assert (await ctl.counters())["responses_by_status"].get("416") == 1
+    assert result.sha256 == digest
 
 
-async def test_a_server_that_ignores_range_makes_the_download_start_over(
-    tmp_path: Path,
+async def test_a_malformed_expected_sha256_fails_before_the_export_starts(
+    kore: KoreClient, ctl: EmuControl, tmp_path: Path
 ) -> None:
-    data = bytes(range(256)) * 1000
-    url = "https://files.example.test/export/model.tar?token=t"
-    dest = tmp_path / "model.tar"
-    dest.with_name("model.tar.part").write_bytes(b"stale bytes from another file")
-    async with KoreClient(
-        host="https://api.example.test", api_key="kg-unit", state_dir=tmp_path / "state"
-    ) as kore:
-        with aioresponses() as mocked:
-            mocked.get(url, status=200, body=data, headers={"Content-Length": str(len(data))})
+    await ctl.reset_counters()
+    with pytest.raises(ConfigurationError, match="not a SHA-256"):
+        await kore.models.export_to_file("cm-1", tmp_path / "m.tar", expected_sha256="abc")
+    assert sum((await ctl.counters())["requests"].values()) == 0
 
-            result = await download_file(kore.transport, url, dest)
 
-            (call,) = mocked.requests[("GET", URL(url))]
-            headers = call.kwargs["headers"]
-    assert headers["Range"] == "bytes=29-"
-    assert "x-api-key" not in headers  # another origin than the API host
-    assert result.restarts == 1
-    assert dest.read_bytes() == data
-    assert not dest.with_name("model.tar.part").exists()
+async def test_a_folder_destination_means_the_model_file_inside_it(
+    kore: KoreClient, make_file: FileMaker, tmp_path: Path
+) -> None:
+    source = make_file(2 * CHUNK)
+    model_id = await _imported(kore, source)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+
+    result = await kore.models.export_to_file(model_id, folder)
+
+    assert result.path == folder / f"{model_id}.tar"
+    assert result.path.read_bytes() == source.read_bytes()

@@ -1,0 +1,98 @@
+"""Content-Encoding of response bodies, decoded incrementally with bounded memory.
+
+How it works: sessions never decompress on their own (``auto_decompress=False``), because
+aiohttp inflates each network read whole, so a small gzip "bomb" becomes gigabytes in
+memory. :class:`BodyDecoder` inflates gzip and deflate bodies through a zlib
+``decompressobj`` with ``max_length``, handing out at most one block at a time; any other
+coding (br, zstd, compress, stacked codings) is refused with a clear error rather than
+stored or parsed as if it were plain bytes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+
+__all__ = ["API_ACCEPT_ENCODING", "BodyDecoder", "UnsupportedEncodingError"]
+
+API_ACCEPT_ENCODING = "gzip, deflate"
+"""What API requests accept: only what :class:`BodyDecoder` can inflate."""
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_IDENTITY = ("", "identity")
+
+
+class UnsupportedEncodingError(ValueError):
+    """A Content-Encoding this client cannot decode."""
+
+
+def _codings(header: str | None) -> list[str]:
+    return [
+        c.strip().lower() for c in (header or "").split(",") if c.strip().lower() not in _IDENTITY
+    ]
+
+
+class BodyDecoder:
+    """Decodes one response body; ``identity`` passes bytes through untouched."""
+
+    def __init__(self, content_encoding: str | None) -> None:
+        codings = _codings(content_encoding)
+        if len(codings) > 1:
+            raise UnsupportedEncodingError(f"stacked content codings ({', '.join(codings)})")
+        self.coding = codings[0] if codings else "identity"
+        if self.coding not in ("identity", "gzip", "x-gzip", "deflate"):
+            raise UnsupportedEncodingError(f"content coding {self.coding!r}")
+        self._inflater: zlib._Decompress | None = None
+        if self.coding in ("gzip", "x-gzip"):
+            self._inflater = zlib.decompressobj(_GZIP_WBITS)
+
+    @property
+    def identity(self) -> bool:
+        """True when the body is not encoded."""
+        return self.coding == "identity"
+
+    @property
+    def finished(self) -> bool:
+        """True once a compressed stream reached its end marker (always True for identity)."""
+        if self.identity:
+            return True
+        return self._inflater is not None and self._inflater.eof
+
+    def _inflater_for(self, data: bytes) -> zlib._Decompress:
+        if self._inflater is None:
+            # "deflate" should be zlib-wrapped; some servers send a raw deflate stream
+            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        return self._inflater
+
+    def blocks(self, data: bytes, block_size: int) -> Iterator[bytes]:
+        """The decoded bytes of ``data``, never more than ``block_size`` at a time.
+
+        Raises :class:`zlib.error` for a corrupt stream.
+        """
+        if self.identity:
+            if data:
+                yield data
+            return
+        if not data:
+            return
+        inflater = self._inflater_for(data)
+        pending = data
+        while pending and not inflater.eof:
+            out = inflater.decompress(pending, block_size)
+            pending = inflater.unconsumed_tail
+            if out:
+                yield out
+
+    def decode_bounded(self, data: bytes, room: int) -> bytes:
+        """Decode ``data`` into at most ``room`` bytes; raises OverflowError beyond that."""
+        if self.identity:
+            if len(data) > room:
+                raise OverflowError
+            return data
+        if not data:
+            return b""
+        out = self._inflater_for(data).decompress(data, room + 1)
+        if len(out) > room:
+            raise OverflowError
+        return out
