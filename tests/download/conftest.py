@@ -62,7 +62,9 @@ class HostileServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(
-            Seen(request.method, request.path_qs, {k.lower(): v for k, v in request.headers.items()})
+            Seen(
+                request.method, request.path_qs, {k.lower(): v for k, v in request.headers.items()}
+            )
         )
         assert self.handler is not None, "the test set no handler"
         return await self.handler(request)

@@ -159,13 +159,13 @@ class _Download:
 
     async def _with_retries(self) -> tuple[int, str]:
         for _ in range(_PROGRESS_ROUNDS):
-            before = self.fetcher.received
+            before = self.fetcher.fresh
             try:
                 return await call_with_retry(
                     self._attempt, self.fetcher.transport.policy, describe="download"
                 )
             except KoreError as exc:
-                if not is_retryable(exc) or self.fetcher.received == before:
+                if not is_retryable(exc) or self.fetcher.fresh == before:
                     raise
         raise DownloadError("the download kept failing although it made progress")
 

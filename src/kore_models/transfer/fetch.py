@@ -152,6 +152,7 @@ class Fetcher:
         self.block_size = block_size
         self.on_bytes = on_bytes
         self.received = 0
+        self.fresh = 0
         self.requests = 0
 
     @contextlib.asynccontextmanager
@@ -194,8 +195,10 @@ class Fetcher:
     async def new_bytes(
         self, resp: aiohttp.ClientResponse, answer: Answer, expected: bytes = b""
     ) -> AsyncIterator[bytes]:
-        """The body after the ``expected`` overlap (checked), reported to ``on_bytes``."""
+        """The body after the ``expected`` overlap (checked): new bytes, counted in ``fresh``
+        and reported to ``on_bytes``."""
         async for block in after_overlap(self.body(resp, answer), expected):
+            self.fresh += len(block)
             if self.on_bytes is not None:
                 self.on_bytes(len(block))
             yield block
