@@ -185,11 +185,14 @@ class PartFile:
             return None
 
     def save_now(self, record: PartRecord, *, sync_data: bool = False) -> None:
-        """Write the sidecar atomically (after flushing the part's data, when asked)."""
+        """Write the sidecar atomically; ``sync_data`` flushes the part's data first and
+        the sidecar itself (a power loss then cannot leave progress ahead of the data)."""
         try:
             if sync_data:
                 os.fdatasync(self.fd)
-            write_json_atomically(self.sidecar, record.model_dump(mode="json"))
+            write_json_atomically(
+                self.sidecar, record.model_dump(mode="json"), durable=sync_data
+            )
         except OSError as exc:
             raise storage_error(exc, self.sidecar, "write") from None
 

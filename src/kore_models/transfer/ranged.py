@@ -49,6 +49,8 @@ class RangedDownload:
         self.advanced = asyncio.Event()
         self._saving: asyncio.Task[None] | None = None
         self._save_again = False
+        self._durable = False
+        self.unsaved = 0
         self.hash_seconds_after_transfer = 0.0
 
     def held(self) -> int:
@@ -131,8 +133,11 @@ class RangedDownload:
         start, end = self._span(index)
 
         def written(upto: int) -> None:
+            self.unsaved += upto - start - self.progress.get(index, 0)
             self.progress[index] = upto - start
             self._advance()
+            if self.unsaved >= self.piece // 4:
+                self._save_soon(durable=False)
 
         blocks = self.fetcher.new_bytes(resp, answer, expected)
         reached = await pump(blocks, self._write, at, limit=end - at, on_written=written)
@@ -176,7 +181,14 @@ class RangedDownload:
         self.record.progress = {str(k): v for k, v in self.progress.items() if v}
         return self.record.model_copy(deep=True)
 
-    def _save_soon(self) -> None:
+    def _save_soon(self, *, durable: bool = True) -> None:
+        """Save the sidecar in the background, one save at a time (requests coalesce).
+
+        A finished piece is saved durably (the data flushed first); progress inside
+        pieces is saved without flushing, every quarter piece: enough after a crash of
+        the process, and the overlap check catches bytes a power loss took away.
+        """
+        self._durable = self._durable or durable
         if self._saving is not None and not self._saving.done():
             self._save_again = True
             return
@@ -184,8 +196,9 @@ class RangedDownload:
 
     async def _save_loop(self) -> None:
         while True:
-            self._save_again = False
-            await asyncio.to_thread(self.part.save_now, self._snapshot(), sync_data=True)
+            self._save_again, durable, self._durable = False, self._durable, False
+            self.unsaved = 0
+            await asyncio.to_thread(self.part.save_now, self._snapshot(), sync_data=durable)
             if not self._save_again:
                 return
 
