@@ -1,12 +1,14 @@
 """Fixtures of the download suite: the emulator, and hostile servers on loopback.
 
 - ``emu``, ``ctl``, ``clients``, ``kore``, ``make_file``: as in the transfer suite (a live
-  emulator on a real loopback socket, its control API, clients bound to it, test files).
+  emulator on a real loopback socket, its control API, clients bound to it, test files;
+  the helper classes are :mod:`tests.support.transfer`'s).
 - ``hostile``: an aiohttp.web server on 127.0.0.1 (port 0) in the test's own loop whose
   every request goes to the ``handler`` a test sets; it records what it was sent.
 - ``raw_server``: an asyncio server on 127.0.0.1 that writes whatever bytes a test gives,
   for answers aiohttp.web would refuse to produce (a chunked body that never ends cleanly).
 - ``client_for(url)``: a KoreClient for that host with no retry sleeps and small blocks.
+Hostile-server helpers live in :mod:`tests.download.download_support`.
 """
 
 from __future__ import annotations
@@ -19,30 +21,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from download_support import (
-    CHUNK,
-    KEY,
-    EmuControl,
-    FileMaker,
-    Handler,
-    HostileServer,
-    RawServer,
-)
 
 from kore_models import KoreClient
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
-
-
-async def _start_server(dispatch: Handler) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", dispatch)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
-
+from tests.download.download_support import KEY, HostileServer, RawServer, start_server
+from tests.support.transfer import CHUNK, ClientFactory, EmuControl, FileMaker
+from tests.support.transfer import KEY as EMULATOR_KEY
 
 HostileFactory = Callable[[], Awaitable[HostileServer]]
 
@@ -53,7 +37,7 @@ async def hostile_factory() -> AsyncIterator[HostileFactory]:
 
     async def make() -> HostileServer:
         server = HostileServer()
-        runner, server.url = await _start_server(server.dispatch)
+        runner, server.url = await start_server(server.dispatch)
         runners.append(runner)
         return server
 
@@ -107,12 +91,9 @@ async def client_for(tmp_path: Path) -> AsyncIterator[ClientFor]:
 # ---- the emulator (as in the transfer suite) -------------------------------------------
 
 
-ClientFactory = Callable[..., KoreClient]
-
-
 @pytest.fixture
 async def emu(tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    config = EmulatorConfig(api_key=KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
+    config = EmulatorConfig(api_key=EMULATOR_KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
     async with run_emulator(config) as server:
         yield server
 
@@ -130,7 +111,7 @@ async def clients(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[ClientF
     def build(**overrides: Any) -> KoreClient:
         options: dict[str, Any] = {
             "host": emu.url,
-            "api_key": KEY,
+            "api_key": EMULATOR_KEY,
             "state_dir": tmp_path / "state",
             "retry_sleeps": False,
             "chunk_size": CHUNK,

@@ -1,21 +1,14 @@
-"""Helpers of the download suite: hostile loopback servers, payloads, the emulator's control API."""
+"""Helpers of the download suite: hostile loopback servers (aiohttp.web and raw), payloads."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import random
-import tarfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 from aiohttp import web
-
-from kore_models.emulator import RunningEmulator
 
 KEY = "kg-download-test-key-0123456789"
 CHUNK = 64 * 1024
@@ -86,54 +79,6 @@ class RawServer:
             writer.close()
 
 
-class EmuControl:
-    """The emulator's test-only control API, spoken over a raw aiohttp session."""
-
-    def __init__(self, emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
-        self.emu = emu
-        self.http = http
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.http.request(method, f"{self.emu.url}/_emulator{path}", json=body) as r:
-            assert r.status == 200, await r.text()
-            return await r.json()
-
-    async def configure(self, **changes: Any) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("PATCH", "/config", changes)
-        return result
-
-    async def script(self, *faults: dict[str, Any]) -> None:
-        await self.call("POST", "/script", {"faults": list(faults)})
-
-    async def counters(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("GET", "/counters")
-        return result
-
-    async def reset_counters(self) -> None:
-        await self.call("POST", "/counters/reset")
-
-
-class FileMaker:
-    """Writes files of exact sizes (seeded random bytes after a tar header) under one folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.count = 0
-
-    def __call__(self, size: int) -> Path:
-        self.count += 1
-        rng = random.Random(size * 7919 + self.count)
-        info = tarfile.TarInfo("model/weights.bin")
-        info.size = size - 1024
-        header = info.tobuf(format=tarfile.USTAR_FORMAT)
-        data = header + rng.randbytes(size - len(header))
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            assert archive.next() is not None
-        path = self.folder / f"model-{self.count}-{size}.tar"
-        path.write_bytes(data)
-        return path
-
-
 def serve_ranges(data: bytes, *, etag: str | None = None) -> Handler:
     """A well-behaved file server: Range, If-Range on a strong ETag, Content-Length."""
 
@@ -152,3 +97,15 @@ def serve_ranges(data: bytes, *, etag: str | None = None) -> Handler:
         return web.Response(body=data, headers=headers)
 
     return handler
+
+
+async def start_server(dispatch: Handler) -> tuple[web.AppRunner, str]:
+    """Serve ``dispatch`` for every path on 127.0.0.1, port 0; returns the runner and URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"

@@ -21,8 +21,7 @@ from kore_models.errors import ConfigurationError, IntegrityError, KoreConnectio
 from kore_models.transfer.progress import Phase, ProgressEvent
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory
-    from download_support import EmuControl, FileMaker
+    from tests.support.transfer import ClientFactory, EmuControl, FileMaker
 
 CHUNK = 64 * 1024
 

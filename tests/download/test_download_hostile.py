@@ -25,10 +25,10 @@ from kore_models.errors import (
 from kore_models.transfer.download import download_file
 
 if TYPE_CHECKING:
-    from conftest import ClientFor, HostileFactory
-    from download_support import HostileServer, RawServer
+    from tests.download.conftest import ClientFor, HostileFactory
+    from tests.download.download_support import HostileServer, RawServer
 
-from download_support import KEY, payload, serve_ranges
+from tests.download.download_support import KEY, payload, serve_ranges
 
 TOKEN = "tok3n-s3cr3t-value-42"
 

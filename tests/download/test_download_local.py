@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
-from download_support import KEY, payload, serve_ranges
 
 from kore_models.errors import LocalStorageError, LockedError
 from kore_models.transfer.download import download_file
 from kore_models.transfer.partfile import PartFile
+from tests.download.download_support import KEY, payload, serve_ranges
 
 if TYPE_CHECKING:
-    from conftest import ClientFor
-    from download_support import HostileServer
+    from tests.download.conftest import ClientFor
+    from tests.download.download_support import HostileServer
 
 KORE_MODELS = str(Path(sys.executable).with_name("kore-models"))
 

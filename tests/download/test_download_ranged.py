@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp import web
-from download_support import KEY, payload, serve_ranges
 
 from kore_models.transfer.download import download_file
+from tests.download.download_support import KEY, payload, serve_ranges, start_server
 
 if TYPE_CHECKING:
-    from conftest import ClientFor
-    from download_support import HostileServer
+    from tests.download.conftest import ClientFor
+    from tests.download.download_support import HostileServer
 
 PIECE = 64 * 1024
 
@@ -224,9 +224,7 @@ async def test_memory_stays_bounded_while_downloading_128_mib(
     async def serve_file(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(big)
 
-    from conftest import _start_server
-
-    runner, url = await _start_server(serve_file)
+    runner, url = await start_server(serve_file)
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"

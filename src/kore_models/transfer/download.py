@@ -23,7 +23,6 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +37,7 @@ from ..errors import (
     KoreConnectionError,
     KoreError,
 )
+from ..results import DownloadResult
 from .fetch import OVERLAP, Answer, Fetcher, StartOver, if_range_value, pump
 from .partfile import PartFile, PartRecord, in_thread
 from .ranged import RangedDownload
@@ -61,18 +61,6 @@ MIN_PIECE_SIZE = 8 * 1024 * 1024
 START_OVERS = 3
 _PROGRESS_ROUNDS = 50
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """Where the file went (None when only hashed), its size, SHA-256 and what it took."""
-
-    path: Path | None
-    bytes: int
-    resumed_from: int
-    restarts: int
-    sha256: str
-    ranges: int = 1
 
 
 def source_of(url: str) -> str:

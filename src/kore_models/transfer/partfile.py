@@ -190,9 +190,7 @@ class PartFile:
         try:
             if sync_data:
                 os.fdatasync(self.fd)
-            write_json_atomically(
-                self.sidecar, record.model_dump(mode="json"), durable=sync_data
-            )
+            write_json_atomically(self.sidecar, record.model_dump(mode="json"), durable=sync_data)
         except OSError as exc:
             raise storage_error(exc, self.sidecar, "write") from None
 
