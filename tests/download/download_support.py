@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -109,3 +112,73 @@ async def start_server(dispatch: Handler) -> tuple[web.AppRunner, str]:
     await site.start()
     port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}"
+
+
+KORE_MODELS = str(Path(sys.executable).with_name("kore-models"))
+
+
+def export_api(
+    server: HostileServer,
+    data: bytes,
+    *,
+    gate: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """``server`` answers the export call (job done, download URL on itself) and the file.
+
+    With ``gate``, the file's first 64 KiB go out, ``started`` is set, and the rest waits
+    for ``gate``.
+    """
+    files = serve_ranges(data)
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/export"):
+            job = {
+                "_id": "ds-1",
+                "status": "SUCCESS",
+                "percentageComplete": 100,
+                "modelId": "cm-1",
+                "response": {"downloadUrl": f"{server.url}/dl?token=t0ken-abcdef"},
+            }
+            return web.json_response(job)
+        if gate is None:
+            return await files(request)
+        resp = web.StreamResponse()
+        resp.content_length = len(data)
+        await resp.prepare(request)
+        await resp.write(data[: 64 * 1024])
+        if started is not None:
+            started.set()
+        await gate.wait()
+        await resp.write(data[64 * 1024 :])
+        return resp
+
+    server.handler = respond
+
+
+def cli_env(url: str, tmp_path: Path) -> dict[str, str]:
+    """An environment for ``kore-models`` against ``url`` (no KORE_* of the caller's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KORE_")}
+    env.update(
+        KORE_HOST=url,
+        KORE_API_KEY=KEY,
+        KORE_STATE_DIR=str(tmp_path / "state"),
+        KORE_RETRY_SLEEPS="false",
+    )
+    return env
+
+
+async def run_cli(
+    *args: str, env: dict[str, str], preexec: Callable[[], None] | None = None
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        KORE_MODELS,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

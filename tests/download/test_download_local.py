@@ -9,24 +9,20 @@ import os
 import resource
 import signal
 import stat
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiohttp import web
 
 from kore_models.errors import LocalStorageError, LockedError
 from kore_models.transfer.download import download_file
 from kore_models.transfer.partfile import PartFile
-from tests.download.download_support import KEY, payload, serve_ranges
+from tests.download.download_support import cli_env, export_api, payload, run_cli, serve_ranges
 
 if TYPE_CHECKING:
     from tests.download.conftest import ClientFor
     from tests.download.download_support import HostileServer
-
-KORE_MODELS = str(Path(sys.executable).with_name("kore-models"))
 
 
 def _part(dest: Path) -> Path:
@@ -151,68 +147,6 @@ async def test_a_full_disk_is_a_local_storage_error_and_is_not_retried(
     assert not dest.exists()
 
 
-def _export_api(
-    server: HostileServer,
-    data: bytes,
-    *,
-    gate: asyncio.Event | None = None,
-    started: asyncio.Event | None = None,
-) -> None:
-    """``server`` answers the export call (job done, download URL on itself) and the file."""
-    files = serve_ranges(data)
-
-    async def respond(request: web.Request) -> web.StreamResponse:
-        if request.path.endswith("/export"):
-            job = {
-                "_id": "ds-1",
-                "status": "SUCCESS",
-                "percentageComplete": 100,
-                "modelId": "cm-1",
-                "response": {"downloadUrl": f"{server.url}/dl?token=t0ken-abcdef"},
-            }
-            return web.json_response(job)
-        if gate is None:
-            return await files(request)
-        resp = web.StreamResponse()
-        resp.content_length = len(data)
-        await resp.prepare(request)
-        await resp.write(data[: 64 * 1024])
-        if started is not None:
-            started.set()
-        await gate.wait()
-        await resp.write(data[64 * 1024 :])
-        return resp
-
-    server.handler = respond
-
-
-def _cli_env(url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KORE_")}
-    env.update(
-        KORE_HOST=url,
-        KORE_API_KEY=KEY,
-        KORE_STATE_DIR=str(tmp_path / "state"),
-        KORE_RETRY_SLEEPS="false",
-    )
-    return env
-
-
-async def _cli(
-    *args: str, env: dict[str, str], preexec: Callable[[], None] | None = None
-) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        KORE_MODELS,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=preexec,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 def _limit_file_size() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then writes past the limit fail: EFBIG
     resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
@@ -221,15 +155,15 @@ def _limit_file_size() -> None:
 async def test_a_file_size_limit_ends_the_export_with_exit_12_after_one_request(
     hostile: HostileServer, tmp_path: Path
 ) -> None:
-    _export_api(hostile, payload(300_000))
+    export_api(hostile, payload(300_000))
     dest = tmp_path / "model.tar"
 
-    code, _, err = await _cli(
+    code, _, err = await run_cli(
         "export",
         "cm-1",
         "-o",
         str(dest),
-        env=_cli_env(hostile.url, tmp_path),
+        env=cli_env(hostile.url, tmp_path),
         preexec=_limit_file_size,
     )
 
@@ -251,13 +185,13 @@ async def test_a_second_export_to_the_same_destination_exits_15_while_the_first_
 ) -> None:
     data = payload(400_000)
     gate, started = asyncio.Event(), asyncio.Event()
-    _export_api(hostile, data, gate=gate, started=started)
+    export_api(hostile, data, gate=gate, started=started)
     dest = tmp_path / "model.tar"
-    env = _cli_env(hostile.url, tmp_path)
-    first = asyncio.create_task(_cli("export", "cm-1", "-o", str(dest), env=env))
+    env = cli_env(hostile.url, tmp_path)
+    first = asyncio.create_task(run_cli("export", "cm-1", "-o", str(dest), env=env))
     await started.wait()
 
-    code, _, err = await _cli("export", "cm-1", "-o", str(dest), env=env)
+    code, _, err = await run_cli("export", "cm-1", "-o", str(dest), env=env)
     gate.set()
     first_code, _, first_err = await first
 

@@ -98,6 +98,12 @@ def default_export_name(model_id: str) -> str:
 )
 @click.option("--no-wait", is_flag=True, help="Only start the export job and print it.")
 @click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for the export job.")
+@click.option(
+    "--sha256",
+    "expected_sha256",
+    metavar="HEX",
+    help="Fail (exit 11, nothing kept) unless the download has this SHA-256.",
+)
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
 def export_command(
@@ -106,6 +112,7 @@ def export_command(
     output: Path | None,
     no_wait: bool,
     timeout: float | None,
+    expected_sha256: str | None,
     json_mode: bool,
 ) -> None:
     """Export MODEL_ID and download it (resumes a partial download).
@@ -133,7 +140,11 @@ def export_command(
                 return EXIT_OK
             with ProgressDisplay(out, pick_mode(out)) as display:
                 result = await kore.models.export_to_file(
-                    model_id, dest, timeout=timeout, on_progress=display.track(model_id)
+                    model_id,
+                    dest,
+                    timeout=timeout,
+                    on_progress=display.track(model_id),
+                    expected_sha256=expected_sha256,
                 )
         data = {
             "modelId": result.model_id,
@@ -142,11 +153,13 @@ def export_command(
             "bytes": result.bytes,
             "seconds": round(result.seconds, 3),
             "resumedFrom": result.resumed_from,
+            "sha256": result.sha256,
         }
         out.result(
             data,
             f"exported {model_id} to {result.path}: {human_bytes(result.bytes)} in "
-            f"{result.seconds:.1f} s ({human_rate(result.bytes, result.seconds)})",
+            f"{result.seconds:.1f} s ({human_rate(result.bytes, result.seconds)}), "
+            f"sha256 {result.sha256}",
         )
         return EXIT_OK
 
