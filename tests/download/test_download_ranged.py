@@ -256,3 +256,29 @@ async def test_memory_stays_bounded_while_downloading_128_mib(
     with big.open("rb") as source:
         assert digest == hashlib.file_digest(source, "sha256").hexdigest()
     assert int(peak_kib) < 100 * 1024, f"peak RSS {int(peak_kib) // 1024} MiB"
+
+
+async def test_a_ranged_part_with_every_piece_done_is_only_hashed_and_renamed(
+    hostile: HostileServer, client_for: ClientFor, tmp_path: Path
+) -> None:
+    data = payload(8 * PIECE)
+    hostile.handler = serve_ranges(data)
+    dest = tmp_path / "model.tar"
+    dest.with_name("model.tar.part").write_bytes(data)  # a run that died before the rename
+    sidecar = {
+        "source": f"{hostile.url}/f",
+        "model_id": "cm-1",
+        "total": len(data),
+        "piece_size": PIECE,
+        "done": list(range(8)),
+    }
+    dest.with_name("model.tar.part.json").write_text(json.dumps(sidecar))
+
+    result = await download_file(
+        client_for(hostile.url).transport, f"{hostile.url}/f", dest, model_id="cm-1", ranges=4
+    )
+
+    assert hostile.seen == []
+    assert result.resumed_from == len(data)
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert dest.read_bytes() == data

@@ -112,7 +112,11 @@ class _Download:
     async def run(self) -> DownloadResult:
         record = await in_thread(self.part.load_now)
         size = await in_thread(self.part.size_now)
-        if record is not None and record.belongs_to(self.source, self.model_id):
+        if (
+            record is not None
+            and record.belongs_to(self.source, self.model_id)
+            and not record.encoded  # decoded bytes cannot be resumed by Range
+        ):
             self.record = record
             resumed_from = self._held()
         else:

@@ -213,6 +213,8 @@ class RangedDownload:
 
 async def _all_or_first_error(tasks: list[asyncio.Task[None]]) -> None:
     """Wait for every task; on the first failure cancel the rest and raise that failure."""
+    if not tasks:
+        return
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     except BaseException:
