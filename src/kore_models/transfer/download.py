@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,8 @@ DEFAULT_RANGES = 4
 
 MIN_PIECE_SIZE = 8 * 1024 * 1024
 """Smallest piece of a ranged download; smaller exports go as one stream."""
+
+log = logging.getLogger("kore_models.download")
 
 START_OVERS = 3
 _PROGRESS_ROUNDS = 50
@@ -230,6 +233,12 @@ class _Download:
         self.ranges_used = ranged.ranges
         digest = await ranged.run(opened)
         self.hash_seconds_after_transfer = ranged.hash_seconds_after_transfer
+        log.debug(
+            "ranged download of %d bytes in %d pieces: hashing after the transfer took %.3f s",
+            record.total,
+            ranged.count,
+            ranged.hash_seconds_after_transfer,
+        )
         self._check_digest(record, digest)
         return record.total, digest
 
