@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from kore_models import KoreClient
 from kore_models.emulator import RunningEmulator
 from kore_models.errors import ConfigurationError, IntegrityError, KoreConnectionError
+from kore_models.transfer.download import download_file
 from kore_models.transfer.progress import Phase, ProgressEvent
 
 if TYPE_CHECKING:
@@ -216,3 +217,25 @@ async def test_a_folder_destination_means_the_model_file_inside_it(
 
     assert result.path == folder / f"{model_id}.tar"
     assert result.path.read_bytes() == source.read_bytes()
+
+
+async def test_an_export_is_fetched_in_ranges_from_the_emulator(
+    kore: KoreClient, ctl: EmuControl, make_file: FileMaker, tmp_path: Path
+) -> None:
+    source = make_file(16 * CHUNK + 7)
+    model_id = await _imported(kore, source)
+    job = await kore.models.export(model_id)
+    final = await kore.dock_status.wait(job.dock_status_id or "", timeout=30, first=job)
+    assert final.download_url is not None
+    await ctl.reset_counters()
+    dest = tmp_path / "model.tar"
+
+    result = await download_file(
+        kore.transport, final.download_url, dest, model_id=model_id, ranges=4, piece_size=2 * CHUNK
+    )
+
+    assert dest.read_bytes() == source.read_bytes()
+    assert result.ranges == 4
+    assert result.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    counters = await ctl.counters()
+    assert counters["responses_by_status"] == {"206": 9}
