@@ -10,10 +10,19 @@ stored or parsed as if it were plain bytes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import zlib
 from collections.abc import Iterator
 
-__all__ = ["API_ACCEPT_ENCODING", "BodyDecoder", "UnsupportedEncodingError"]
+import aiohttp
+
+__all__ = [
+    "API_ACCEPT_ENCODING",
+    "BodyDecoder",
+    "UnsupportedEncodingError",
+    "read_error_text",
+]
 
 API_ACCEPT_ENCODING = "gzip, deflate"
 """What API requests accept: only what :class:`BodyDecoder` can inflate."""
@@ -96,3 +105,29 @@ class BodyDecoder:
         if len(out) > room:
             raise OverflowError
         return out
+
+
+async def read_error_text(resp: aiohttp.ClientResponse, limit: int) -> str:
+    """At most ``limit`` decoded bytes of an error response's body, as text.
+
+    Enough to find the server's message; the rest is never read (the connection is
+    dropped), so an endless or inflating error body costs nothing. A body that cannot be
+    read or decoded gives what was decoded so far.
+    """
+    decoded = bytearray()
+    decoder: BodyDecoder | None = None
+    with contextlib.suppress(
+        aiohttp.ClientError, asyncio.TimeoutError, zlib.error, UnsupportedEncodingError
+    ):
+        decoder = BodyDecoder(resp.headers.get("Content-Encoding"))
+        read = 0
+        while read < limit and len(decoded) < limit:
+            raw = await resp.content.read(limit - read)
+            if not raw:
+                break
+            read += len(raw)
+            for block in decoder.blocks(raw, limit):
+                decoded += block[: limit - len(decoded)]
+                if len(decoded) >= limit:
+                    break
+    return decoded.decode(resp.charset or "utf-8", errors="replace")

@@ -23,7 +23,12 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from ._encoding import API_ACCEPT_ENCODING, BodyDecoder, UnsupportedEncodingError
+from ._encoding import (
+    API_ACCEPT_ENCODING,
+    BodyDecoder,
+    UnsupportedEncodingError,
+    read_error_text,
+)
 from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
 from ._urls import display_url, redirect_target, scrubbed, url_secrets
 from .errors import (
@@ -393,13 +398,7 @@ class Transport:
     async def _stream_error(
         self, resp: aiohttp.ClientResponse, method: str, shown: str, secrets: list[str]
     ) -> KoreError:
-        text = ""
-        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, zlib.error):
-            raw = await resp.content.read(ERROR_BODY_BYTES)
-            with contextlib.suppress(UnsupportedEncodingError):
-                decoder = BodyDecoder(resp.headers.get("Content-Encoding"))
-                raw = b"".join(decoder.blocks(raw, ERROR_BODY_BYTES))[:ERROR_BODY_BYTES]
-            text = raw.decode(resp.charset or "utf-8", errors="replace")
+        text = await read_error_text(resp, ERROR_BODY_BYTES)
         headers = {k.lower(): v for k, v in resp.headers.items()}
         return error_from_response(
             status_code=resp.status,

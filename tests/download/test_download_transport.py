@@ -123,3 +123,27 @@ async def test_a_redirect_from_https_to_plain_http_never_carries_the_key(tmp_pat
     assert first.kwargs["allow_redirects"] is False
     assert "x-api-key" not in second.kwargs["headers"]
     assert (tmp_path / "m.tar").read_bytes() == b"model bytes"
+
+
+async def test_an_error_body_that_is_a_gzip_bomb_is_read_in_bounded_memory(
+    hostile: HostileServer, client_for: ClientFor, tmp_path: Path
+) -> None:
+    import tracemalloc
+    import zlib
+
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = squeezer.compress(b'{"message": "overloaded"' + bytes(256 << 20)) + squeezer.flush()
+
+    async def bombing(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=500, body=bomb, headers={"Content-Encoding": "gzip"})
+
+    hostile.handler = bombing
+    kore = client_for(hostile.url, max_attempts=1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ServerError, match="HTTP 500"):
+            await download_file(kore.transport, f"{hostile.url}/f", tmp_path / "m.tar")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
