@@ -52,6 +52,7 @@ class BodyDecoder:
         if self.coding not in ("identity", "gzip", "x-gzip", "deflate"):
             raise UnsupportedEncodingError(f"content coding {self.coding!r}")
         self._inflater: zlib._Decompress | None = None
+        self._head = b""
         if self.coding in ("gzip", "x-gzip"):
             self._inflater = zlib.decompressobj(_GZIP_WBITS)
 
@@ -67,12 +68,20 @@ class BodyDecoder:
             return True
         return self._inflater is not None and self._inflater.eof
 
-    def _inflater_for(self, data: bytes) -> zlib._Decompress:
-        if self._inflater is None:
-            # "deflate" should be zlib-wrapped; some servers send a raw deflate stream
-            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        return self._inflater
+    def _inflater_for(self, data: bytes) -> tuple[zlib._Decompress | None, bytes]:
+        """The inflater and the bytes to feed it (None until the format is known)."""
+        if self._inflater is not None:
+            return self._inflater, data
+        # "deflate" should be zlib-wrapped, but some servers send a raw deflate stream:
+        # the first two bytes tell, so they are held back until both have arrived
+        head = self._head + data
+        if len(head) < 2:
+            self._head = head
+            return None, b""
+        self._head = b""
+        wrapped = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+        self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        return self._inflater, head
 
     def blocks(self, data: bytes, block_size: int) -> Iterator[bytes]:
         """The decoded bytes of ``data``, never more than ``block_size`` at a time.
@@ -83,11 +92,8 @@ class BodyDecoder:
             if data:
                 yield data
             return
-        if not data:
-            return
-        inflater = self._inflater_for(data)
-        pending = data
-        while pending and not inflater.eof:
+        inflater, pending = self._inflater_for(data)
+        while inflater is not None and pending and not inflater.eof:
             out = inflater.decompress(pending, block_size)
             pending = inflater.unconsumed_tail
             if out:
@@ -99,9 +105,10 @@ class BodyDecoder:
             if len(data) > room:
                 raise OverflowError
             return data
-        if not data:
+        inflater, pending = self._inflater_for(data)
+        if inflater is None or not pending:
             return b""
-        out = self._inflater_for(data).decompress(data, room + 1)
+        out = inflater.decompress(pending, room + 1)
         if len(out) > room:
             raise OverflowError
         return out

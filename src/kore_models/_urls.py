@@ -15,21 +15,29 @@ _MIN_SECRET_CHARS = 6
 
 
 def display_url(url: str) -> str:
-    """``url`` fit for messages and logs: each query value (a token, a signature) is ``***``."""
+    """``url`` fit for messages and logs: each query value (a token, a signature) and any
+    password in it are ``***``; the fragment is dropped."""
     parts = urlsplit(url)
-    if not parts.query:
+    if not parts.query and parts.password is None and not parts.fragment:
         return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:***@{netloc.rpartition('@')[2]}"
     names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    query = "&".join(f"{name}=***" for name in names) or "***"
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    query = "&".join(f"{name}=***" for name in names) or ("***" if parts.query else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def url_secrets(url: str) -> list[str]:
-    """The query values of ``url`` long enough to be secrets, raw and percent-decoded."""
-    query = urlsplit(url).query
-    found = {value for _, value in parse_qsl(query, keep_blank_values=True)}
-    found |= {raw.partition("=")[2] for raw in query.split("&")}
-    return sorted((v for v in found if len(v) >= _MIN_SECRET_CHARS), key=len, reverse=True)
+    """The secrets of ``url`` (query values long enough to be secrets, raw and
+    percent-decoded; a password), longest first, for :func:`~kore_models.errors.redact`."""
+    parts = urlsplit(url)
+    found = {value for _, value in parse_qsl(parts.query, keep_blank_values=True)}
+    found |= {raw.partition("=")[2] for raw in parts.query.split("&")}
+    secrets = {v for v in found if len(v) >= _MIN_SECRET_CHARS}
+    if parts.password:
+        secrets.add(parts.password)
+    return sorted(secrets, key=len, reverse=True)
 
 
 def redirect_target(current: str, location: str) -> str:
