@@ -282,3 +282,72 @@ async def test_a_ranged_part_with_every_piece_done_is_only_hashed_and_renamed(
     assert result.resumed_from == len(data)
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     assert dest.read_bytes() == data
+
+
+async def test_a_cancelled_ranged_download_keeps_its_progress_for_the_next_run(
+    hostile: HostileServer, client_for: ClientFor, tmp_path: Path
+) -> None:
+    piece = 4 * PIECE
+    data = payload(8 * piece)
+    files = serve_ranges(data)
+    halves_sent = 0
+    stalled = asyncio.Event()
+    release = asyncio.Event()
+
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        nonlocal halves_sent
+        first = int(request.headers.get("Range", "bytes=0-").split("=")[1].split("-")[0])
+        if first == 0 or release.is_set():
+            return await files(request)
+        resp = web.StreamResponse(status=206)
+        resp.headers["Content-Range"] = f"bytes {first}-{first + piece - 1}/{len(data)}"
+        resp.content_length = piece
+        await resp.prepare(request)
+        await resp.write(data[first : first + piece // 2])
+        halves_sent += 1
+        if halves_sent == 4:  # pieces 1-3, and 4 once piece 0 is done: all four workers
+            stalled.set()
+        await release.wait()
+        return resp
+
+    hostile.handler = stalls
+    dest = tmp_path / "model.tar"
+    kore = client_for(hostile.url)
+    received = 0
+    all_in = asyncio.Event()
+
+    def count(size: int) -> None:
+        nonlocal received
+        received += size
+        if received >= piece + 4 * (piece // 2):
+            all_in.set()
+
+    task = asyncio.create_task(
+        download_file(
+            kore.transport,
+            f"{hostile.url}/f",
+            dest,
+            model_id="cm-1",
+            ranges=4,
+            piece_size=piece,
+            on_bytes=count,
+        )
+    )
+    await stalled.wait()
+    await all_in.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    record = json.loads(dest.with_name("model.tar.part.json").read_text())
+    assert record["done"] == [0]
+    assert record["progress"] == {str(i): piece // 2 for i in (1, 2, 3, 4)}
+    hostile.seen.clear()
+
+    result = await download_file(
+        kore.transport, f"{hostile.url}/f", dest, model_id="cm-1", ranges=4, piece_size=piece
+    )
+
+    assert dest.read_bytes() == data
+    assert result.resumed_from == piece + 4 * (piece // 2)
+    assert all(not r.startswith("bytes=0-") for r in hostile.ranges() if r)
