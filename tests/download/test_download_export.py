@@ -89,9 +89,16 @@ async def test_a_download_cut_off_is_resumed_by_the_next_run_from_its_part(
     assert 0 < have < source.stat().st_size
     await ctl.reset_counters()
 
-    result = await clients().models.export_to_file(model_id, dest, ranges=1)
+    events: list[ProgressEvent] = []
+    result = await clients().models.export_to_file(
+        model_id, dest, ranges=1, on_progress=events.append
+    )
 
     assert result.resumed_from == have
+    downloading = [e.bytes_done for e in events if e.phase is Phase.DOWNLOADING]
+    assert downloading[0] == 0
+    assert have in downloading  # the bar starts from what the part holds
+    assert max(downloading) <= result.bytes == events[-1].bytes_done
     assert dest.read_bytes() == source.read_bytes()
     assert result.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     counters = await ctl.counters()

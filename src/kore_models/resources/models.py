@@ -179,6 +179,7 @@ class Models:
             wait_for_lock=wait_for_lock,
             on_bytes=tracker.add_bytes,
             on_total=lambda total: tracker.update(bytes_total=total),
+            on_held=lambda held: tracker.phase(Phase.DOWNLOADING, bytes_done=held),
             block_size=self._transport.settings.read_block_size,
         )
         tracker.phase(Phase.DONE, bytes_done=result.bytes, bytes_total=result.bytes)

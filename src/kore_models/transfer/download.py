@@ -96,6 +96,7 @@ class _Download:
         ranges: int,
         piece_size: int,
         on_total: Callable[[int], None] | None,
+        on_held: Callable[[int], None] | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.part = part
@@ -104,6 +105,7 @@ class _Download:
         self.ranges = ranges
         self.piece_size = piece_size
         self.on_total = on_total
+        self.on_held = on_held
         self.record: PartRecord | None = None
         self.restarts = 0
         self.plain = False
@@ -125,7 +127,9 @@ class _Download:
         else:
             resumed_from = 0
             if size or record is not None:
-                await in_thread(self.part.reset_now)
+                await self._reset()
+        if resumed_from and self.on_held is not None:
+            self.on_held(resumed_from)
         for _ in range(START_OVERS + 1):
             try:
                 size, digest = await self._with_retries()
@@ -133,7 +137,7 @@ class _Download:
                 self.restarts += 1
                 self.plain = self.plain or exc.plain
                 self.record = None
-                await in_thread(self.part.reset_now)
+                await self._reset()
                 continue
             return DownloadResult(
                 path=self.part.dest,
@@ -144,6 +148,11 @@ class _Download:
                 ranges=self.ranges_used,
             )
         raise DownloadError("the file on the server kept changing while it was downloaded")
+
+    async def _reset(self) -> None:
+        await in_thread(self.part.reset_now)
+        if self.on_held is not None:
+            self.on_held(0)
 
     def _held(self) -> int:
         if self.record is None:
@@ -247,7 +256,7 @@ class _Download:
     ) -> tuple[int, str]:
         if answer.status == 206 and answer.start != 0:
             raise DownloadError("the server answered a range that does not start at 0")
-        await in_thread(self.part.reset_now)
+        await self._reset()
         self._remember(answer)
         return await self._write_stream(answer, resp, 0)
 
@@ -329,9 +338,13 @@ async def download_file(
     wait_for_lock: bool = False,
     on_bytes: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    on_held: Callable[[int], None] | None = None,
     block_size: int = 1024 * 1024,
 ) -> DownloadResult:
     """Download ``url`` to ``dest`` through ``<dest>.part``; see the module docstring.
+
+    ``on_bytes(n)`` reports new bytes; ``on_held(n)`` says the part holds ``n`` bytes (a
+    resume at the start, 0 after a start-over), so progress can count from there.
 
     Raises IntegrityError (nothing kept) on a SHA-256 mismatch, LocalStorageError when
     the destination is unsafe or the disk fails, LockedError when another run holds the
@@ -354,6 +367,7 @@ async def download_file(
             ranges=ranges,
             piece_size=piece_size,
             on_total=on_total,
+            on_held=on_held,
         )
         try:
             result = await job.run()
