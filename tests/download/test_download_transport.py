@@ -64,7 +64,7 @@ async def test_an_error_body_that_never_ends_is_read_only_in_part(
     assert sent < 64 * 1024 * 1024  # the client hung up long before
 
 
-async def test_a_complete_part_is_finished_by_a_416_without_another_download(
+async def test_a_complete_part_is_checked_by_its_overlap_and_renamed(
     hostile: HostileServer, client_for: ClientFor, tmp_path: Path
 ) -> None:
     data = payload(200_000)
@@ -84,7 +84,7 @@ async def test_a_complete_part_is_finished_by_a_416_without_another_download(
     assert dest.read_bytes() == data
     assert result.resumed_from == len(data)
     assert len(hostile.seen) == 1
-    assert hostile.ranges() == [f"bytes={len(data) - 64 * 1024}-"]
+    assert hostile.ranges() == [f"bytes={len(data) - 64 * 1024}-"]  # only the overlap
 
 
 async def test_a_part_longer_than_the_file_starts_over_in_a_loop(
@@ -147,3 +147,29 @@ async def test_an_error_body_that_is_a_gzip_bomb_is_read_in_bounded_memory(
     finally:
         tracemalloc.stop()
     assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+async def test_a_complete_part_is_still_checked_against_the_digest_the_server_stated(
+    hostile: HostileServer, client_for: ClientFor, tmp_path: Path
+) -> None:
+    from kore_models.errors import IntegrityError
+
+    data = payload(100_000)
+    hostile.handler = serve_ranges(data)
+    dest = tmp_path / "model.tar"
+    dest.with_name("model.tar.part").write_bytes(data)
+    stated = "ab" * 32  # what the server said when the download started
+    sidecar = {
+        "source": f"{hostile.url}/f",
+        "model_id": "cm-1",
+        "total": len(data),
+        "sha256": stated,
+    }
+    dest.with_name("model.tar.part.json").write_text(json.dumps(sidecar))
+
+    with pytest.raises(IntegrityError):
+        await download_file(
+            client_for(hostile.url).transport, f"{hostile.url}/f", dest, model_id="cm-1"
+        )
+
+    assert os.listdir(tmp_path) == []

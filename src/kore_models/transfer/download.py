@@ -182,6 +182,8 @@ class _Download:
         have = await in_thread(self.part.size_now) if record is not None else 0
         if have and record is not None and not record.encoded and not self.plain:
             return await self._resume(record, have)
+        if have:
+            await self._reset()  # bytes that cannot be resumed (an encoded body)
         if self.ranges > 1 and not self.plain:
             return await self._probe()
         async with self.fetcher.open() as (answer, resp):
@@ -196,7 +198,9 @@ class _Download:
             if answer is None:
                 total = total_from_416(resp.headers.get("Content-Range"))
                 if total == have and record.total in (None, have):
-                    return have, await self._hash_prefix(have)
+                    digest = await self._hash_prefix(have)
+                    self._check_digest(record, digest)
+                    return have, digest
                 raise StartOver("the part is longer than the file on the server")
             if answer.status != 206:
                 self.restarts += 1  # the server ignored Range or If-Range failed
