@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 
 import aiohttp
@@ -78,19 +79,19 @@ class RangedDownload:
             asyncio.create_task(self._work(queue, opened if k == 0 else None))
             for k in range(min(self.ranges, len(queue) + (opened is not None)))
         ]
+        loop = asyncio.get_running_loop()
         try:
             await _all_or_first_error(workers)
+            finished_at = loop.time()
+            digest = await follower
+            self.hash_seconds_after_transfer = loop.time() - finished_at
+            if self._saving is not None:
+                await self._saving  # a failed save (disk full) fails the download here
         except BaseException:
             follower.cancel()
             await asyncio.wait({follower})
             await self._save_final()
             raise
-        loop = asyncio.get_running_loop()
-        finished_at = loop.time()
-        digest = await follower
-        self.hash_seconds_after_transfer = loop.time() - finished_at
-        if self._saving is not None:
-            await self._saving  # a failed save (disk full) fails the download here
         return digest
 
     async def _work(
@@ -198,7 +199,9 @@ class RangedDownload:
         while True:
             self._save_again, durable, self._durable = False, self._durable, False
             self.unsaved = 0
-            await asyncio.to_thread(self.part.save_now, self._snapshot(), sync_data=durable)
+            await in_thread(
+                functools.partial(self.part.save_now, sync_data=durable), self._snapshot()
+            )
             if not self._save_again:
                 return
 
@@ -208,7 +211,7 @@ class RangedDownload:
             if not self._saving.cancelled():
                 self._saving.exception()
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.part.save_now, self._snapshot(), sync_data=True)
+            await in_thread(functools.partial(self.part.save_now, sync_data=True), self._snapshot())
 
 
 async def _all_or_first_error(tasks: list[asyncio.Task[None]]) -> None:
