@@ -73,15 +73,32 @@ class BodyDecoder:
         if self._inflater is not None:
             return self._inflater, data
         # "deflate" should be zlib-wrapped, but some servers send a raw deflate stream:
-        # the first two bytes tell, so they are held back until both have arrived
+        # the first bytes tell, so they are held back until two have arrived
         head = self._head + data
         if len(head) < 2:
             self._head = head
             return None, b""
         self._head = b""
-        wrapped = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
-        self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        self._inflater = zlib.decompressobj(
+            zlib.MAX_WBITS if _looks_wrapped(head) else -zlib.MAX_WBITS
+        )
         return self._inflater, head
+
+    def _inflate(self, data: bytes, limit: int) -> Iterator[bytes]:
+        """Inflate ``data`` in pieces of at most ``limit`` bytes, across gzip members."""
+        inflater, pending = self._inflater_for(data)
+        while inflater is not None and pending:
+            out = inflater.decompress(pending, limit)
+            pending = inflater.unconsumed_tail
+            if out:
+                yield out
+            if inflater.eof:
+                pending = inflater.unused_data
+                if not pending:
+                    return
+                if self.coding == "deflate":
+                    raise zlib.error("bytes after the end of the deflate stream")
+                inflater = self._inflater = zlib.decompressobj(_GZIP_WBITS)  # next member
 
     def blocks(self, data: bytes, block_size: int) -> Iterator[bytes]:
         """The decoded bytes of ``data``, never more than ``block_size`` at a time.
@@ -92,12 +109,7 @@ class BodyDecoder:
             if data:
                 yield data
             return
-        inflater, pending = self._inflater_for(data)
-        while inflater is not None and pending and not inflater.eof:
-            out = inflater.decompress(pending, block_size)
-            pending = inflater.unconsumed_tail
-            if out:
-                yield out
+        yield from self._inflate(data, block_size)
 
     def decode_bounded(self, data: bytes, room: int) -> bytes:
         """Decode ``data`` into at most ``room`` bytes; raises OverflowError beyond that."""
@@ -105,13 +117,28 @@ class BodyDecoder:
             if len(data) > room:
                 raise OverflowError
             return data
-        inflater, pending = self._inflater_for(data)
-        if inflater is None or not pending:
-            return b""
-        out = inflater.decompress(pending, room + 1)
-        if len(out) > room:
-            raise OverflowError
-        return out
+        out = bytearray()
+        for piece in self._inflate(data, room + 1 - len(out)):
+            out += piece
+            if len(out) > room:
+                raise OverflowError
+        return bytes(out)
+
+
+def _looks_wrapped(head: bytes) -> bool:
+    """True when ``head`` starts a zlib stream rather than a raw deflate one.
+
+    The two header bytes are checked first; a raw stream can match them by chance, so a
+    trial inflate of ``head`` (bounded) must also neither fail nor end early.
+    """
+    if head[0] & 0x0F != 8 or (head[0] << 8 | head[1]) % 31 != 0:
+        return False
+    trial = zlib.decompressobj(zlib.MAX_WBITS)
+    try:
+        trial.decompress(head, 64 * 1024)
+    except zlib.error:
+        return False
+    return not (trial.eof and trial.unused_data)
 
 
 async def read_error_text(resp: aiohttp.ClientResponse, limit: int) -> str:
