@@ -87,7 +87,9 @@ class BodyDecoder:
     def _inflate(self, data: bytes, limit: int) -> Iterator[bytes]:
         """Inflate ``data`` in pieces of at most ``limit`` bytes, across gzip members."""
         inflater, pending = self._inflater_for(data)
-        while inflater is not None and pending:
+        if inflater is None or (not pending and inflater.eof):
+            return
+        while True:
             out = inflater.decompress(pending, limit)
             pending = inflater.unconsumed_tail
             if out:
@@ -99,6 +101,8 @@ class BodyDecoder:
                 if self.coding == "deflate":
                     raise zlib.error("bytes after the end of the deflate stream")
                 inflater = self._inflater = zlib.decompressobj(_GZIP_WBITS)  # next member
+            elif not pending and len(out) < limit:
+                return  # all input used and no output held back: wait for more
 
     def blocks(self, data: bytes, block_size: int) -> Iterator[bytes]:
         """The decoded bytes of ``data``, never more than ``block_size`` at a time.

@@ -54,7 +54,7 @@ def _deflate_raw(data: bytes) -> bytes:
     return squeezer.compress(data) + squeezer.flush()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.binary(max_size=20_000).map(lambda b: b + bytes(len(b) * 3)),
     st.sampled_from(["gzip", "x-gzip", "deflate", "deflate-raw", "identity"]),
