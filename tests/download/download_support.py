@@ -124,7 +124,8 @@ def export_api(
     gate: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
 ) -> None:
-    """``server`` answers the export call (job done, download URL on itself) and the file.
+    """``server`` answers the export call and its job ``ds-1`` (done, download URL on
+    itself) and the file.
 
     With ``gate``, the file's first 64 KiB go out, ``started`` is set, and the rest waits
     for ``gate``.
@@ -132,9 +133,10 @@ def export_api(
     files = serve_ranges(data)
 
     async def respond(request: web.Request) -> web.StreamResponse:
-        if request.path.endswith("/export"):
+        if request.path.endswith(("/export", "/dock-status/ds-1")):
             job = {
                 "_id": "ds-1",
+                "action": "EXPORT",
                 "status": "SUCCESS",
                 "percentageComplete": 100,
                 "modelId": "cm-1",

@@ -83,3 +83,22 @@ async def test_export_with_a_malformed_sha256_exits_2_before_any_request(
     assert code == 2, err
     assert "not a SHA-256" in err
     assert hostile.seen == []
+
+
+async def test_download_of_an_earlier_export_checks_the_sha256_too(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    data = payload(200_000)
+    export_api(hostile, data)
+    dest = tmp_path / "model.tar"
+    env = cli_env(hostile.url, tmp_path)
+    wrong = hashlib.sha256(b"another model").hexdigest()
+
+    code, _, err = await run_cli("download", "ds-1", str(dest), "--sha256", wrong, env=env)
+    assert code == 11, err
+    assert not dest.exists()
+
+    right = hashlib.sha256(data).hexdigest()
+    code, _, err = await run_cli("download", "ds-1", str(dest), "--sha256", right, env=env)
+    assert code == 0, err
+    assert dest.read_bytes() == data

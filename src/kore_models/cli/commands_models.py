@@ -206,6 +206,12 @@ def status_command(
 @click.argument("dock_status_id")
 @click.argument("dest", type=click.Path(path_type=Path), required=False)
 @click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for the export job.")
+@click.option(
+    "--sha256",
+    "expected_sha256",
+    metavar="HEX",
+    help="Fail (exit 11, nothing kept) unless the download has this SHA-256.",
+)
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
 def download_command(
@@ -213,6 +219,7 @@ def download_command(
     dock_status_id: str,
     dest: Path | None,
     timeout: float | None,
+    expected_sha256: str | None,
     json_mode: bool,
 ) -> None:
     """Download the file of an export started with `export --no-wait`.
@@ -242,6 +249,7 @@ def download_command(
                     target,
                     timeout=timeout,
                     on_progress=display.track(dock_status_id),
+                    expected_sha256=expected_sha256,
                 )
         out.result(export_json(result), export_line(result))
         return EXIT_OK
