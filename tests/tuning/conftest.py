@@ -3,7 +3,7 @@
 The pure pieces run on virtual time (helpers in :mod:`tests.support.tuning`); the tests
 against the emulator use:
 
-- ``emu``: a running emulator (jobs finish at once, chunks discarded after counting);
+- ``emu``: a running emulator (jobs finish at once);
 - ``ctl``: its control API (config with the network profiles, fault script, counters);
 - ``make_file``: a valid tar of an exact size.
 """
@@ -22,9 +22,7 @@ from tests.support.transfer import KEY, EmuControl, FileMaker
 
 @pytest.fixture
 async def emu(tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    config = EmulatorConfig(
-        api_key=KEY, data_dir=tmp_path / "emu", storage="discard", job_seconds=0, seed=1
-    )
+    config = EmulatorConfig(api_key=KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
     async with run_emulator(config) as server:
         yield server
 

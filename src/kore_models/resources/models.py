@@ -17,7 +17,7 @@ from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
 from ..results import ExportResult, ImportResult
 from ..settings import Settings
-from ..transfer.download import DEFAULT_RANGES, download_file, normalise_sha256
+from ..transfer.download import download_file, normalise_sha256
 from ..transfer.localfile import check_local_file
 from ..transfer.pacing import Pacer
 from ..transfer.partfile import resolve_destination
@@ -163,15 +163,16 @@ class Models:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         expected_sha256: str | None = None,
-        ranges: int = DEFAULT_RANGES,
+        ranges: int | None = None,
         wait_for_lock: bool = False,
     ) -> ExportResult:
         """Start an export, wait for its job (``timeout``: hard deadline), download to ``dest``.
 
         A folder ``dest`` means ``dest/<modelId>.tar``. ``expected_sha256`` fails the
-        download with IntegrityError on a mismatch (nothing kept); ``ranges`` is how many
-        Range requests run at once for a large export; ``wait_for_lock`` waits for another
-        run downloading to the same ``dest`` instead of raising LockedError.
+        download with IntegrityError on a mismatch (nothing kept); ``ranges`` pins how many
+        Range requests run at once for a large export (by default the client's concurrency
+        controller decides, shared with its other transfers); ``wait_for_lock`` waits for
+        another run downloading to the same ``dest`` instead of raising LockedError.
         """
         fetch = await _Fetch.checked(dest, model_id, expected_sha256, ranges, wait_for_lock)
         started = time.monotonic()
@@ -188,7 +189,7 @@ class Models:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         expected_sha256: str | None = None,
-        ranges: int = DEFAULT_RANGES,
+        ranges: int | None = None,
         wait_for_lock: bool = False,
     ) -> ExportResult:
         """Download the file of an export started earlier (``export``, CLI ``--no-wait``).
@@ -233,12 +234,15 @@ class Models:
                 f"the export job {final.dock_status_id} succeeded but gave no download URL"
             )
         tracker.phase(Phase.DOWNLOADING)
+        settings = self._transport.settings
+        pacer = self._pacer_for(settings.replace(concurrency=fetch.ranges))
         result = await download_file(
             self._transport,
             url,
             fetch.target,
             model_id=model_id,
-            ranges=fetch.ranges,
+            ranges=pacer.workers,
+            pacer=pacer,
             expected_sha256=fetch.expected_sha256,
             wait_for_lock=fetch.wait_for_lock,
             on_bytes=tracker.add_bytes,
@@ -276,7 +280,7 @@ class _Fetch:
 
     target: Path
     expected_sha256: str | None
-    ranges: int
+    ranges: int | None
     wait_for_lock: bool
 
     @classmethod
@@ -285,11 +289,13 @@ class _Fetch:
         dest: str | os.PathLike[str],
         model_id: str,
         expected_sha256: str | None,
-        ranges: int,
+        ranges: int | None,
         wait_for_lock: bool,
     ) -> _Fetch:
         """Validated options: a folder ``dest`` means ``dest/<modelId>.tar``; an unsafe
         destination or a malformed SHA-256 fails here, before any request."""
+        if ranges is not None and (isinstance(ranges, bool) or not 1 <= ranges <= 256):
+            raise ConfigurationError(f"ranges must be a number from 1 to 256, not {ranges!r}")
         expected = normalise_sha256(expected_sha256)
         name = re.sub(r"[/\\\x00]", "_", model_id) + ".tar"
         target = await asyncio.to_thread(resolve_destination, Path(dest), name)

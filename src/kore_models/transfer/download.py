@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..results import DownloadResult
 from .fetch import OVERLAP, Answer, Fetcher, StartOver, if_range_value, pump
+from .pacing import Pacer
 from .partfile import PartFile, PartRecord, in_thread
 from .ranged import RangedDownload
 
@@ -54,7 +55,8 @@ __all__ = [
 ]
 
 DEFAULT_RANGES = 4
-"""Concurrent Range requests of a large download (a tuning controller will replace it)."""
+"""Concurrent Range requests of a large download made without a pacer (a client's
+downloads take their count from its concurrency controller instead)."""
 
 MIN_PIECE_SIZE = 8 * 1024 * 1024
 """Smallest piece of a ranged download; smaller exports go as one stream."""
@@ -166,12 +168,20 @@ class _Download:
             before = self.fetcher.fresh
             try:
                 return await call_with_retry(
-                    self._attempt, self.fetcher.transport.policy, describe="download"
+                    self._attempt,
+                    self.fetcher.transport.policy,
+                    describe="download",
+                    on_retry_after=self._pause_client,
                 )
             except KoreError as exc:
                 if not is_retryable(exc) or self.fetcher.fresh == before:
                     raise
         raise DownloadError("the download kept failing although it made progress")
+
+    def _pause_client(self, seconds: float, error: BaseException) -> None:
+        pacing = self.fetcher.transport.pacing
+        if pacing is not None:
+            pacing.pause(seconds, "Retry-After", error)
 
     async def _attempt(self) -> tuple[int, str]:
         record = self.record
@@ -344,11 +354,14 @@ async def download_file(
     on_total: Callable[[int], None] | None = None,
     on_held: Callable[[int], None] | None = None,
     block_size: int = 1024 * 1024,
+    pacer: Pacer | None = None,
 ) -> DownloadResult:
     """Download ``url`` to ``dest`` through ``<dest>.part``; see the module docstring.
 
     ``on_bytes(n)`` reports new bytes; ``on_held(n)`` says the part holds ``n`` bytes (a
-    resume at the start, 0 after a start-over), so progress can count from there.
+    resume at the start, 0 after a start-over), so progress can count from there. With a
+    ``pacer`` every request holds one of its slots (``ranges`` workers compete for them)
+    and the bytes pass its rate cap; a Retry-After pauses the whole client.
 
     Raises IntegrityError (nothing kept) on a SHA-256 mismatch, LocalStorageError when
     the destination is unsafe or the disk fails, LockedError when another run holds the
@@ -362,7 +375,7 @@ async def download_file(
     part = await PartFile.acquire(Path(dest), wait=wait_for_lock)
     keep = True
     try:
-        fetcher = Fetcher(transport, url, block_size=block_size, on_bytes=on_bytes)
+        fetcher = Fetcher(transport, url, block_size=block_size, on_bytes=on_bytes, pacer=pacer)
         job = _Download(
             fetcher,
             part,

@@ -6,9 +6,11 @@ single stream, resumed stream, each range), through :meth:`Transport.stream` wit
 answer promises into an :class:`Answer` (where the body starts, the total size, the
 validators, a digest of the whole file when the server gives one). :meth:`Fetcher.body`
 yields the decoded body a block at a time and :meth:`Fetcher.arrived` is the only place
-received bytes are counted: the spot for a rate cap or a concurrency controller to hook
-in. :func:`pump` writes blocks to the part file in a worker thread, one block in flight
-while the next one is received.
+received bytes are counted. With a :class:`~.pacing.Pacer` each request holds a slot of
+the client's concurrency controller while it is read, its bytes are credited to that slot
+(the controller's goodput) and pass the rate cap block by block. :func:`pump` writes
+blocks to the part file in a worker thread, one block in flight while the next one is
+received.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import contextvars
 import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -27,8 +30,14 @@ import aiohttp
 from .._encoding import BodyDecoder, UnsupportedEncodingError
 from .._http import Transport
 from ..errors import DownloadError, KoreConnectionError
+from .pacing import Pacer, SlotTicket
 
 __all__ = ["OVERLAP", "Answer", "Fetcher", "Sink", "StartOver", "after_overlap", "pump"]
+
+_TICKET: contextvars.ContextVar[SlotTicket | None] = contextvars.ContextVar(
+    "kore_models_download_slot", default=None
+)
+"""The slot of the download request the current task is reading (set by Fetcher.open)."""
 
 OVERLAP = 64 * 1024
 """Bytes fetched again before a resume point and compared with what the part holds."""
@@ -146,11 +155,13 @@ class Fetcher:
         *,
         block_size: int,
         on_bytes: Callable[[int], None] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.transport = transport
         self.url = url
         self.block_size = block_size
         self.on_bytes = on_bytes
+        self.pacer = pacer
         self.received = 0
         self.fresh = 0
         self.requests = 0
@@ -169,16 +180,25 @@ class Fetcher:
             if if_range:
                 headers["If-Range"] = if_range
         self.requests += 1
-        async with self.transport.stream(
-            "GET", self.url, headers=headers, pass_statuses=(416,)
-        ) as resp:
+        async with contextlib.AsyncExitStack() as stack:
+            if self.pacer is not None:
+                # the request holds a slot of the client's controller until its body is read
+                ticket = await stack.enter_async_context(self.pacer.slot())
+                token = _TICKET.set(ticket)
+                stack.callback(_TICKET.reset, token)
+            resp = await stack.enter_async_context(
+                self.transport.stream("GET", self.url, headers=headers, pass_statuses=(416,))
+            )
             yield (None if resp.status == 416 else _answer(resp, first)), resp
 
     async def body(self, resp: aiohttp.ClientResponse, answer: Answer) -> AsyncIterator[bytes]:
         """The decoded body, one block at a time; each block counted by :meth:`arrived`."""
+        size = self._block_size()
         try:
-            async for raw in resp.content.iter_chunked(self.block_size):
-                for block in answer.decoder.blocks(raw, self.block_size):
+            async for raw in resp.content.iter_chunked(size):
+                for block in answer.decoder.blocks(raw, size):
+                    if self.pacer is not None:
+                        await self.pacer.throttle(len(block))  # the rate cap
                     self.arrived(len(block))
                     yield block
         except zlib.error:
@@ -189,8 +209,20 @@ class Fetcher:
             )
 
     def arrived(self, count: int) -> None:
-        """THE place received bytes are counted (the hook for a rate cap, a controller)."""
+        """THE place received bytes are counted (and credited to the request's slot)."""
         self.received += count
+        ticket = _TICKET.get()
+        if ticket is not None:
+            ticket.add(count)
+
+    def _block_size(self) -> int:
+        """Bytes per read for a request starting now: the buffer budget shared by the
+        requests the controller allows at this moment (and no more than a rate-cap piece)."""
+        if self.pacer is None:
+            return self.block_size
+        limit = self.pacer.controller.limit
+        size = min(self.block_size, self.transport.settings.block_size_for(limit))
+        return min(size, self.pacer.piece_size or size)
 
     async def new_bytes(
         self, resp: aiohttp.ClientResponse, answer: Answer, expected: bytes = b""
