@@ -23,8 +23,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
         tmp_path / "emulator",
         "--job-seconds",
         "0",
-        "--storage",
-        "discard",
         api_key=KEY,
         stderr_path=tmp_path / "emulator.log",
     )
@@ -104,3 +102,21 @@ def test_bad_values_are_usage_errors(
     assert result.exit_code == 2
     assert message in result.stderr
     assert emulator.counters()["requests"]["start"] == 0
+
+
+def test_limit_rate_is_a_global_option_for_downloads_too(
+    emulator: EmulatorProcess, tmp_path: Path, make_file: FileMaker
+) -> None:
+    path = make_file(3_000_000)
+    imported = run(emulator, tmp_path, "import", str(path), "--json")
+    assert imported.exit_code == 0, imported.output
+    model_id = rows(imported)[0]["modelId"]
+    result = run(
+        emulator, tmp_path, "export", model_id, "-o", str(tmp_path / "out.tar"),
+        "--limit-rate", "2MB/s", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["bytes"] == path.stat().st_size
+    # the download alone takes 1.5 s at 2 MB/s; the export job and polls come on top
+    assert document["seconds"] >= (document["bytes"] - 100_000) / 2_000_000

@@ -228,15 +228,12 @@ async def _run_imports(
     parallel: int,
     manifest: Path | None,
     shard: Shard | None,
-    limit_rate: str | None = None,
 ) -> int:
     started = time.monotonic()
     single = manifest is None and len(entries) == 1
     state: StateFile | None = None
     # One client, so every file of the run shares one concurrency controller and rate cap.
-    async with g.client(
-        chunk_size=options.chunk_size, concurrency=options.concurrency, limit_rate=limit_rate
-    ) as kore:
+    async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
         if manifest is not None:  # every entry checked before the first upload
             state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
             await anyio.to_thread.run_sync(_check_manifest_files, kore, entries, state)
@@ -274,12 +271,6 @@ async def _run_imports(
     help="Chunk uploads in flight for the whole run: auto (default) finds the level; "
     "a number from 1 to 256 pins it.",
 )
-@click.option(
-    "--limit-rate",
-    metavar="RATE",
-    callback=lambda _ctx, _param, value: _checked(value, "limit_rate"),
-    help="Cap upload bytes per second, e.g. 50MB/s (also KORE_LIMIT_RATE).",
-)
 @click.option("--no-wait", is_flag=True, help="Return once uploaded; do not await the job.")
 @click.option(
     "--timeout",
@@ -309,7 +300,6 @@ def import_command(
     adapter: bool,
     chunk_size: int | None,
     concurrency: str | None,
-    limit_rate: str | None,
     no_wait: bool,
     timeout: float | None,
     no_resume: bool,
@@ -353,8 +343,6 @@ def import_command(
             if len(unique) != len(paths):
                 out.warn("a path was given twice; importing it once")
             entries = [Entry(path=p, is_adapter=adapter, where=str(p)) for p in unique]
-        return await _run_imports(
-            g, out, entries, options, parallel_files, manifest, shard, limit_rate
-        )
+        return await _run_imports(g, out, entries, options, parallel_files, manifest, shard)
 
     run_command(ctx, out, main)

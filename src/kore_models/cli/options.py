@@ -94,6 +94,13 @@ def global_options(*, on_group: bool) -> list[click.Option]:
             **env("KORE_PROGRESS"),
         ),
         click.Option(
+            ["--limit-rate"],
+            metavar="RATE",
+            hidden=hidden,
+            help="Cap on upload plus download bytes per second, e.g. 50MB/s (no cap by default).",
+            **env("KORE_LIMIT_RATE"),
+        ),
+        click.Option(
             ["-v", "--verbose"],
             is_flag=True,
             default=None,
