@@ -184,12 +184,16 @@ class MultipartStream:
             data = await self._read()
             if not data:
                 raise ApiError(400, "BAD_MULTIPART", "multipart body ended inside a part")
-            if self._buf and marker in self._buf + data[: len(marker)]:
-                self._buf += data  # the delimiter straddles the two pieces (rare)
-            elif self._buf:
-                yield memoryview(self._buf)  # the kept tail is body bytes after all
+            if not self._buf:
                 self._buf = data
+            elif len(data) < len(marker) or marker in self._buf + data[: len(marker) - 1]:
+                # The delimiter may start in the kept tail and end in (or after) this piece:
+                # join them and search again. Either the piece is short or this is rare.
+                self._buf += data
             else:
+                # The piece is long enough that a delimiter starting in the tail would have been
+                # found in tail + its first len(marker) - 1 bytes: the tail is body bytes.
+                yield memoryview(self._buf)
                 self._buf = data
 
 
