@@ -87,9 +87,13 @@ async def test_export_download_with_ranges(api: Api, emu: RunningEmulator) -> No
         assert await resp.read() == data[100:]
     async with http.get(url, headers={"Range": "bytes=-5"}) as resp:
         assert await resp.read() == data[-5:]
-    async with http.get(url, headers={"Range": f"bytes={len(data)}-"}) as resp:
-        assert resp.status == 416
-        assert resp.headers["Content-Range"] == f"bytes */{len(data)}"
+    async with http.get(url, headers={"Range": f"bytes=10-{len(data) + 99}"}) as resp:
+        assert resp.status == 206
+        assert resp.headers["Content-Range"] == f"bytes 10-{len(data) - 1}/{len(data)}"
+    for unsatisfiable in (f"bytes={len(data)}-", "bytes=-0", "bytes=9-3", "bytes=a-b", "items=1-2"):
+        async with http.get(url, headers={"Range": unsatisfiable}) as resp:
+            assert resp.status == 416, unsatisfiable
+            assert resp.headers["Content-Range"] == f"bytes */{len(data)}"
     bad = url.split("?token=")[0] + "?token=wrong"
     async with http.get(bad) as resp:
         assert resp.status == 403
@@ -190,9 +194,13 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ),
         (_with("optimizationInfo.quantizationType", "int4"), "optimizationInfo.quantizationType"),
         (_with("isDeployedPreviously", "yes"), "isDeployedPreviously"),
+        (_with("scalingParameters.minReplicas", 3), "scalingParameters"),  # above maxReplicas 2
+        (_with("hyperParameters.topK", True), "hyperParameters.topK"),
+        (_with("name", "  "), "name"),
+        ([DEPLOY_BODY], ""),
     ],
 )
-async def test_deploy_validation(api: Api, body: dict[str, Any], field: str) -> None:
+async def test_deploy_validation(api: Api, body: Any, field: str) -> None:
     status, doc, _ = await api.post("/models/cm-any/deploy?modelType=openSource", json=body)
     assert status == 400
     assert field in [e["field"] for e in doc["errors"]]

@@ -54,7 +54,7 @@ def origin(request: web.Request, state: EmulatorState) -> str:
     return state.config.download_base_url or f"{request.scheme}://{request.host}"
 
 
-def _session(state: EmulatorState, session_id: str, *, for_complete: bool) -> SessionRow:
+def _session(state: EmulatorState, session_id: str) -> SessionRow:
     session = state.store.get_session(session_id)
     if session is None:
         raise ApiError(404, "SESSION_NOT_FOUND", f"upload session {session_id} not found")
@@ -160,8 +160,7 @@ async def _receive(
     tmp: Path | None = None
     keep = cfg.storage == "disk"
     try:
-        while (part := await parser.next_part()) is not None:
-            name, _ = part
+        while (name := await parser.next_part()) is not None:
             if name == "file":
                 if size is not None:
                     raise ApiError(400, "VALIDATION_ERROR", "more than one file part", field="file")
@@ -229,7 +228,7 @@ def _widen_reads(request: web.Request) -> None:
 async def upload_chunk(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     session_id = request.match_info["session_id"]
-    session = _session(state, session_id, for_complete=False)
+    session = _session(state, session_id)
     limit = state.config.max_chunk_bytes
     if request.content_length is not None and request.content_length > limit + CONTENT_LENGTH_SLACK:
         raise ApiError(
@@ -246,7 +245,7 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
     finally:
         counters.concurrent_chunk_uploads -= 1
     try:
-        _session(state, session_id, for_complete=False)  # may have completed/expired meanwhile
+        _session(state, session_id)  # may have completed/expired meanwhile
     except ApiError:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -265,7 +264,7 @@ async def complete_session(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     session_id = request.match_info["session_id"]
     await read_json(request, optional=True)
-    session = _session(state, session_id, for_complete=True)
+    session = _session(state, session_id)
     sizes = state.store.chunk_sizes(session_id)
     missing = [n for n in range(session.total_chunks) if n not in sizes]
     if missing:

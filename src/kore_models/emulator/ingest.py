@@ -52,19 +52,15 @@ def boundary_from(content_type: str) -> bytes | None:
     return (m.group(1) or m.group(2)).encode("latin-1")
 
 
-def part_name(headers: bytes) -> tuple[str | None, str | None]:
-    """(name, filename) from a part's Content-Disposition (form-data or attachment)."""
+def part_name(headers: bytes) -> str:
+    """The `name` of a part from its Content-Disposition (form-data or attachment)."""
     msg = Message()
     for line in headers.decode("utf-8", "replace").split("\r\n"):
         key, sep, value = line.partition(":")
         if sep and key.strip().lower() == "content-disposition":
             msg["content-disposition"] = value.strip()
     name = msg.get_param("name", header="content-disposition")
-    filename = msg.get_param("filename", header="content-disposition")
-    return (
-        name if isinstance(name, str) else None,
-        filename if isinstance(filename, str) else None,
-    )
+    return name if isinstance(name, str) else ""
 
 
 class MultipartStream:
@@ -136,8 +132,8 @@ class MultipartStream:
         self._buf = self._buf[2:]
         return True
 
-    async def next_part(self) -> tuple[str | None, str | None] | None:
-        """Advance to the next part; return (name, filename) or None at the end."""
+    async def next_part(self) -> str | None:
+        """Advance to the next part; return its name ("" if unnamed), or None at the end."""
         if self._done:
             return None
         if not self._started:

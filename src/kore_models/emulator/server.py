@@ -28,10 +28,6 @@ class RunningEmulator:
     def config(self) -> EmulatorConfig:
         return self.state.config
 
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}/api/public"
-
 
 @asynccontextmanager
 async def run_emulator(
