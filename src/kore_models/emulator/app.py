@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import shutil
 import uuid
@@ -19,11 +20,13 @@ from .control import add_control_routes
 from .download import download_export
 from .errors import ApiError
 from .faults import STATE, add_request_id, emulator_middleware
+from .guards import within_body_timeout
 from .ingest import READ_SIZE, MultipartStream, Pacer, archive_problem, assemble, boundary_from
 from .state import EmulatorState, iso_ms
 from .store import ModelRow, SessionRow
 from .validation import validate_deploy, validate_start
 
+ASCII_DIGITS = re.compile(r"[0-9]+")
 MAX_JSON_BYTES = 1 << 20
 CONTENT_LENGTH_SLACK = 1 << 20
 API = "/api/public"
@@ -33,8 +36,11 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
     """Parse a JSON body (≤ 1 MiB); optional bodies may be empty."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise ApiError(413, "PAYLOAD_TOO_LARGE", f"JSON body over {MAX_JSON_BYTES} bytes")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    while len(raw) <= MAX_JSON_BYTES and (more := await request.content.read(MAX_JSON_BYTES)):
+    state = request.app[STATE]
+    raw = b""
+    while len(raw) <= MAX_JSON_BYTES and (
+        more := await within_body_timeout(state, request.content.read(MAX_JSON_BYTES + 1))
+    ):
         raw += more
     if len(raw) > MAX_JSON_BYTES:
         raise ApiError(413, "PAYLOAD_TOO_LARGE", f"JSON body over {MAX_JSON_BYTES} bytes")
@@ -129,7 +135,7 @@ async def start_session(request: web.Request) -> web.StreamResponse:
 
 def _parse_chunk_number(raw: bytes, total: int) -> int:
     text = raw.decode("utf-8", "replace").strip().strip('"').strip()
-    if not text.isdigit():
+    if not ASCII_DIGITS.fullmatch(text):  # str.isdigit() also takes "²" and "٣"
         raise ApiError(
             400, "VALIDATION_ERROR", "chunkNumber must be an integer", field="chunkNumber"
         )
@@ -154,6 +160,7 @@ async def _receive(
         request.content,
         boundary_from(request.headers.get("Content-Type", "")),
         Pacer(cfg.throughput_bytes_per_second),
+        state,
     )
     size: int | None = None
     number_raw: bytes | None = None

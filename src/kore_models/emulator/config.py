@@ -20,6 +20,7 @@ RUNTIME_FIELDS = frozenset(
         "failure_kinds",
         "retry_after_seconds",
         "stall_seconds",
+        "body_timeout_seconds",
         "rate_limit_per_minute",
         "dock_status_rate_limit_per_minute",
         "session_ttl_seconds",
@@ -59,6 +60,9 @@ class EmulatorConfig(BaseModel):
     dock_status_rate_limit_per_minute: int | None = Field(default=None, ge=1)
     seed: int | None = None
     download_base_url: str | None = None
+    header_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    control_token: str | None = Field(default=None, min_length=8)
     allowed_extensions: list[str] = Field(default_factory=lambda: ["tar", "zip", "gz", "tgz"])
 
     @field_validator("failure_kinds")
@@ -90,4 +94,6 @@ class EmulatorConfig(BaseModel):
         """JSON-ready dump with the API key masked."""
         data = self.model_dump(mode="json")
         data["api_key"] = mask_key(self.api_key)
+        if self.control_token is not None:
+            data["control_token"] = "…"  # noqa: S105 - a mask, not a secret
         return data

@@ -11,13 +11,14 @@ from pydantic import ValidationError
 from . import jobs
 from .errors import ApiError
 from .faults import STATE
+from .guards import within_body_timeout
 from .state import ScriptedFault, iso_ms
 
 PREFIX = "/_emulator"
 
 
 async def _json(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await within_body_timeout(request.app[STATE], request.read())
     if not raw.strip():
         return {}
     try:

@@ -10,6 +10,7 @@ from aiohttp import hdrs, web
 from . import jobs
 from .errors import ApiError
 from .faults import STATE
+from .guards import within_body_timeout
 from .ingest import Pacer
 
 
@@ -95,7 +96,12 @@ async def download_export(request: web.Request) -> web.StreamResponse:
             data = await asyncio.to_thread(fh.read, want)
             if not data:
                 break
-            await resp.write(data)
+            try:
+                await within_body_timeout(state, resp.write(data))
+            except ApiError:  # the reader stopped reading: headers are sent, so cut the line
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
             sent += len(data)
             await pacer.account(len(data))
     finally:

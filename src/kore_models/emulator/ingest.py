@@ -15,6 +15,8 @@ from pathlib import Path
 from aiohttp import StreamReader
 
 from .errors import ApiError
+from .guards import within_body_timeout
+from .state import EmulatorState
 
 READ_SIZE = 4 << 20
 MAX_HEADER_BYTES = 16 * 1024
@@ -66,8 +68,11 @@ def part_name(headers: bytes) -> str:
 class MultipartStream:
     """Reads multipart parts from a raw body stream without buffering whole parts."""
 
-    def __init__(self, content: StreamReader, boundary: bytes | None, pacer: Pacer) -> None:
+    def __init__(
+        self, content: StreamReader, boundary: bytes | None, pacer: Pacer, state: EmulatorState
+    ) -> None:
         self._content = content
+        self._state = state
         self._boundary = boundary
         self._pacer = pacer
         self._buf = b""
@@ -78,9 +83,9 @@ class MultipartStream:
     async def _read(self) -> bytes:
         """The next piece of the body as the socket delivered it (no join, no copy)."""
         if self._pacer.rate:
-            data = await self._content.read(self._pacer.block)
+            data = await within_body_timeout(self._state, self._content.read(self._pacer.block))
         else:
-            data, _ = await self._content.readchunk()
+            data, _ = await within_body_timeout(self._state, self._content.readchunk())
         if data:
             await self._pacer.account(len(data))
         return data

@@ -11,6 +11,7 @@ from aiohttp import web
 from .app import create_app
 from .config import EmulatorConfig
 from .faults import STATE
+from .guards import control_token_for, watch_headers
 from .state import EmulatorState
 
 
@@ -34,9 +35,18 @@ async def run_emulator(
     config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[RunningEmulator]:
     """Serve the emulator on host:port (0 = a free port) until the block exits."""
-    app = create_app(config or EmulatorConfig())
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    config = config or EmulatorConfig()
+    token = control_token_for(host, config.control_token)
+    app = create_app(config.model_copy(update={"control_token": token}))
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=1.0,
+        keepalive_timeout=config.header_timeout_seconds,  # idle keep-alive, next request's head
+    )
     await runner.setup()
+    assert runner.server is not None
+    watch_headers(runner.server, app[STATE])
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()

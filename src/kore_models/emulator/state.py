@@ -55,6 +55,8 @@ class Counters:
     max_concurrent_chunk_uploads: int = 0
     concurrent_chunk_uploads: int = 0
     faults_injected: int = 0
+    header_timeouts: int = 0
+    body_timeouts: int = 0
     responses_by_status: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,6 +68,8 @@ class Counters:
             "max_concurrent_chunk_uploads": self.max_concurrent_chunk_uploads,
             "concurrent_chunk_uploads": self.concurrent_chunk_uploads,
             "faults_injected": self.faults_injected,
+            "header_timeouts": self.header_timeouts,
+            "body_timeouts": self.body_timeouts,
             "responses_by_status": dict(self.responses_by_status),
         }
 
@@ -103,6 +107,8 @@ class EmulatorState:
         self.completing: set[str] = set()
         self.stopping = asyncio.Event()
         self._windows: dict[str, deque[float]] = defaultdict(deque)
+        # Connections still waiting for their first request head -> the handle that closes them.
+        self.header_deadlines: dict[object, asyncio.TimerHandle] = {}
 
     # clock -------------------------------------------------------------------------
     def now(self) -> float:
