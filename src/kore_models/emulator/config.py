@@ -16,6 +16,8 @@ RUNTIME_FIELDS = frozenset(
     {
         "latency_ms",
         "throughput_bytes_per_second",
+        "total_throughput_bytes_per_second",
+        "max_chunks_in_flight",
         "failure_rate",
         "failure_kinds",
         "retry_after_seconds",
@@ -52,6 +54,8 @@ class EmulatorConfig(BaseModel):
     job_seconds: float = Field(default=2.0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     throughput_bytes_per_second: float | None = Field(default=None, gt=0)
+    total_throughput_bytes_per_second: float | None = Field(default=None, gt=0)
+    max_chunks_in_flight: int | None = Field(default=None, ge=1)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     failure_kinds: list[str] = Field(default_factory=lambda: ["500", "502", "503", "429"])
     retry_after_seconds: float = Field(default=1.0, ge=0)

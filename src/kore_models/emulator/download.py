@@ -11,7 +11,7 @@ from . import jobs
 from .errors import ApiError
 from .faults import STATE
 from .guards import within_body_timeout
-from .ingest import Pacer
+from .shaping import Pacer
 
 
 def requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
@@ -80,7 +80,7 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     reset_after: int | None = request.get("reset_after")
     if reset_after is not None and reset_after < 0:
         reset_after = length // 2
-    pacer = Pacer(state.config.throughput_bytes_per_second)
+    pacer = Pacer(state.config.throughput_bytes_per_second, state.total_bucket)
     sent = 0
     fh = await asyncio.to_thread(open, path, "rb")
     try:

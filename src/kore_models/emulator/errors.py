@@ -76,5 +76,10 @@ HTTP_CODES = {
 }
 
 
+def format_seconds(value: float) -> str:
+    """A Retry-After value: whole seconds without a fraction, else the shortest decimal."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def code_for_status(status: int) -> str:
     return HTTP_CODES.get(status, f"HTTP_{status}")

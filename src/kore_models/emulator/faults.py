@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .errors import RATE_LIMIT_MESSAGE, ApiError, code_for_status, error_response
+from .errors import RATE_LIMIT_MESSAGE, ApiError, code_for_status, error_response, format_seconds
 from .guards import check_control_token, head_received, within_body_timeout
 from .state import EmulatorState, ScriptedFault
 
@@ -17,10 +17,6 @@ STATE: web.AppKey[EmulatorState] = web.AppKey("emulator_state", EmulatorState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PREFIX = "/api/public/"
 CONTROL_PREFIX = "/_emulator/"
-
-
-def _fmt_seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 async def _drain(state: EmulatorState, request: web.Request) -> None:
@@ -81,7 +77,7 @@ async def apply_fault(
             429,
             "RATE_LIMITED",
             RATE_LIMIT_MESSAGE,
-            headers={"Retry-After": _fmt_seconds(retry)},
+            headers={"Retry-After": format_seconds(retry)},
             injected=True,
         )
     status = int(action)

@@ -1,8 +1,7 @@
-"""Streaming multipart parser for chunk uploads, throughput pacing, assembly and archive checks."""
+"""Streaming multipart parser for chunk uploads, chunk assembly and archive checks."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
@@ -16,34 +15,11 @@ from aiohttp import StreamReader
 
 from .errors import ApiError
 from .guards import within_body_timeout
+from .shaping import READ_SIZE, Pacer
 from .state import EmulatorState
 
-READ_SIZE = 4 << 20
 MAX_HEADER_BYTES = 16 * 1024
 _BOUNDARY_RE = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
-
-
-class Pacer:
-    """Token-bucket style pacing: keeps bytes/elapsed at or below rate."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self.total = 0
-        self.start = asyncio.get_running_loop().time()
-
-    @property
-    def block(self) -> int:
-        if not self.rate:
-            return READ_SIZE
-        return int(min(READ_SIZE, max(4096, self.rate / 20)))
-
-    async def account(self, n: int) -> None:
-        self.total += n
-        if not self.rate:
-            return
-        ahead = self.total / self.rate - (asyncio.get_running_loop().time() - self.start)
-        if ahead > 0:
-            await asyncio.sleep(ahead)
 
 
 def boundary_from(content_type: str) -> bytes | None:
@@ -82,7 +58,7 @@ class MultipartStream:
 
     async def _read(self) -> bytes:
         """The next piece of the body as the socket delivered it (no join, no copy)."""
-        if self._pacer.rate:
+        if self._pacer.shaped:
             data = await within_body_timeout(self._state, self._content.read(self._pacer.block))
         else:
             data, _ = await within_body_timeout(self._state, self._content.readchunk())
