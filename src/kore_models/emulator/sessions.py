@@ -289,7 +289,7 @@ async def _finish(
     if not discard:
         dest = store.model_path(model_id)
         received, sha = await asyncio.to_thread(assemble, parts, dest)
-        problem = await asyncio.to_thread(archive_problem, dest)
+        problem = await asyncio.to_thread(archive_problem, dest, session.file_extension)
         if problem is not None:
             outcome, message = "FAILED", problem
     store.set_model_content(model_id, received, sha, discard)
