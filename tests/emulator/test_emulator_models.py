@@ -247,3 +247,34 @@ async def test_discard_storage(tmp_path: Path, http: aiohttp.ClientSession) -> N
         assert doc["errors"][0]["code"] == "MODEL_BYTES_DISCARDED"
         assert list((tmp_path / "models").iterdir()) == []
         assert emu.state.counters.bytes_received == 28
+
+
+async def test_corrupt_model_bytes_for_verify_tests(api: Api, emu: RunningEmulator) -> None:
+    data = make_tar(bytes(range(256)) * 40)
+    model_id = await api.ready_model(data)
+    original = hashlib.sha256(data).hexdigest()
+    flipped = await api.control("POST", f"/models/{model_id}/corrupt", {"offset": 700})
+    assert (flipped["offset"], flipped["before"], flipped["after"]) == (
+        700,
+        data[700],
+        data[700] ^ 0xFF,
+    )
+    stored = emu.state.store.model_path(model_id).read_bytes()
+    assert [i for i in range(len(data)) if stored[i] != data[i]] == [700]
+    assert flipped["currentSha256"] == hashlib.sha256(stored).hexdigest() != original
+    assert (await api.control("GET", f"/models/{model_id}"))["sha256"] == original  # recorded
+    job = (await api.post(f"/models/{model_id}/export"))[1]
+    await api.advance(10)
+    url = (await api.get(f"/dock-status/{job['_id']}"))[1]["response"]["downloadUrl"].strip()
+    async with api.http.get(url) as resp:
+        assert resp.headers["x-emulator-sha256"] == original
+        assert hashlib.sha256(await resp.read()).hexdigest() != original
+    default = await api.control("POST", f"/models/{model_id}/corrupt")  # the middle byte
+    assert default["offset"] == len(data) // 2
+    for bad in ({"offset": len(data)}, {"offset": -1}, {"offset": "3"}):
+        async with api.http.post(
+            f"{emu.url}/_emulator/models/{model_id}/corrupt", json=bad
+        ) as resp:
+            assert resp.status == 400, bad
+    async with api.http.post(f"{emu.url}/_emulator/models/cm-nope/corrupt") as resp:
+        assert resp.status == 404

@@ -1,8 +1,11 @@
-"""Test-only control API under /_emulator (no key): config, fault script, counters, clock."""
+"""Test control API under /_emulator: config, fault script, counters, clock, model bytes."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -148,6 +151,44 @@ async def get_model(request: web.Request) -> web.Response:
     )
 
 
+def _flip_byte(path: Path, offset: int) -> tuple[int, int, str]:
+    """Invert the byte at offset in place; return (before, after, sha256 of the new content)."""
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        before = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([before ^ 0xFF]))
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return before, before ^ 0xFF, digest.hexdigest()
+
+
+async def corrupt_model(request: web.Request) -> web.Response:
+    """Alter one stored byte of a model (verify-mismatch tests); its recorded sha256 stays."""
+    state = request.app[STATE]
+    model = jobs.settle(state, request.match_info["model_id"])
+    path = state.store.model_path(model.id) if model is not None else None
+    if model is None or path is None or not path.exists() or not model.size:
+        raise ApiError(404, "MODEL_NOT_FOUND", "no stored bytes for this model")
+    body = await _json(request)
+    offset = body.get("offset", model.size // 2) if isinstance(body, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < model.size:
+        raise ApiError(400, "VALIDATION_ERROR", f"offset must be an integer in [0, {model.size})")
+    before, after, current = await asyncio.to_thread(_flip_byte, path, offset)
+    return web.json_response(
+        {
+            "modelId": model.id,
+            "offset": offset,
+            "before": before,
+            "after": after,
+            "sha256": model.sha256,
+            "currentSha256": current,
+        }
+    )
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -166,3 +207,4 @@ def add_control_routes(app: web.Application) -> None:
     r.add_post(f"{PREFIX}/clock", post_clock)
     r.add_get(f"{PREFIX}/sessions/{{session_id}}", get_session)
     r.add_get(f"{PREFIX}/models/{{model_id}}", get_model)
+    r.add_post(f"{PREFIX}/models/{{model_id}}/corrupt", corrupt_model)
