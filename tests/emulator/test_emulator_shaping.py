@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
-from emulator_helpers import KEY, Api, make_tar
+from emulator_helpers import KEY, Api, make_tar, until
 
 from kore_models.emulator import RunningEmulator
 from kore_models.emulator.shaping import BURST_SECONDS, TokenBucket
@@ -136,12 +136,6 @@ async def test_download_caps(api: Api, cap: str) -> None:
         assert b"".join(got[i] for i in range(4)) == data
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the in-process emulator run until condition holds (bounded by pytest's timeout)."""
-    while not condition():  # noqa: ASYNC110 - the emulator exposes no event for this
-        await asyncio.sleep(0)
-
-
 async def test_chunks_in_flight_limit_answers_429(api: Api, emu: RunningEmulator) -> None:
     await api.control("PATCH", "/config", {"max_chunks_in_flight": 2, "retry_after_seconds": 3})
     sid = (await api.start(30, 3))["sessionId"]
@@ -159,7 +153,7 @@ async def test_chunks_in_flight_limit_answers_429(api: Api, emu: RunningEmulator
             + body[:20]
         )
         held.append((reader, writer, body[20:]))
-    await _until(lambda: emu.state.counters.concurrent_chunk_uploads == 2)
+    await until(lambda: emu.state.counters.concurrent_chunk_uploads == 2)
     status, doc, resp = await api.chunk(sid, 2, b"x" * 10)
     assert status == 429
     assert resp.headers["Retry-After"] == "3"

@@ -12,6 +12,7 @@ from .control import add_control_routes
 from .download import download_export
 from .errors import ApiError
 from .faults import STATE, add_request_id, emulator_middleware
+from .housekeeping import sweep_on_start
 from .http_common import MAX_JSON_BYTES, origin, read_json
 from .sessions import complete_session, start_session, upload_chunk
 from .state import EmulatorState
@@ -97,6 +98,10 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         state.stopping.set()
         await asyncio.to_thread(state.close)
 
+    async def _housekeeping(_: web.Application) -> None:
+        await sweep_on_start(state)
+
+    app.on_startup.append(_housekeeping)
     app.on_shutdown.append(_stop_stalls)
     app.on_cleanup.append(_close)
     return app

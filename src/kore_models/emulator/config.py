@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 
 MiB = 1024 * 1024
+DEFAULT_API_KEY = "kg-emulator-local-key"
 DEFAULT_MAX_CHUNK_BYTES = 64 * MiB + 64 * 1024
 FAULT_KINDS = ("500", "502", "503", "429", "reset", "stall")
 
@@ -18,6 +19,7 @@ RUNTIME_FIELDS = frozenset(
         "throughput_bytes_per_second",
         "total_throughput_bytes_per_second",
         "max_chunks_in_flight",
+        "max_data_size",
         "failure_rate",
         "failure_kinds",
         "retry_after_seconds",
@@ -46,7 +48,7 @@ class EmulatorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    api_key: str = Field(default="kg-emulator-local-key", min_length=1)
+    api_key: str = Field(default=DEFAULT_API_KEY, min_length=1)
     data_dir: Path | None = None
     storage: Literal["disk", "discard"] = "disk"
     session_ttl_seconds: float = Field(default=86400.0, gt=0)
@@ -56,6 +58,7 @@ class EmulatorConfig(BaseModel):
     throughput_bytes_per_second: float | None = Field(default=None, gt=0)
     total_throughput_bytes_per_second: float | None = Field(default=None, gt=0)
     max_chunks_in_flight: int | None = Field(default=None, ge=1)
+    max_data_size: ByteSize | None = Field(default=None, ge=1)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     failure_kinds: list[str] = Field(default_factory=lambda: ["500", "502", "503", "429"])
     retry_after_seconds: float = Field(default=1.0, ge=0)

@@ -15,6 +15,7 @@ from . import jobs
 from .errors import ApiError
 from .faults import STATE
 from .guards import within_body_timeout
+from .housekeeping import delete_model_bytes, sweep_expired_sessions
 from .state import ScriptedFault, iso_ms
 
 PREFIX = "/_emulator"
@@ -105,6 +106,7 @@ async def post_clock(request: web.Request) -> web.Response:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
         raise ApiError(400, "VALIDATION_ERROR", "advance_seconds must be a number >= 0")
     state.advance_clock(float(seconds))
+    await sweep_expired_sessions(state)
     return await get_clock(request)
 
 
@@ -189,6 +191,17 @@ async def corrupt_model(request: web.Request) -> web.Response:
     )
 
 
+async def delete_model(request: web.Request) -> web.Response:
+    """Delete a model and its bytes (the public API has no delete; tests and disk need one)."""
+    state = request.app[STATE]
+    model = state.store.get_model(request.match_info["model_id"])
+    if model is None:
+        raise ApiError(404, "MODEL_NOT_FOUND", "model not found")
+    await delete_model_bytes(state, model.id)
+    state.store.delete_model(model.id)
+    return web.json_response({"deleted": model.id})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -207,4 +220,5 @@ def add_control_routes(app: web.Application) -> None:
     r.add_post(f"{PREFIX}/clock", post_clock)
     r.add_get(f"{PREFIX}/sessions/{{session_id}}", get_session)
     r.add_get(f"{PREFIX}/models/{{model_id}}", get_model)
+    r.add_delete(f"{PREFIX}/models/{{model_id}}", delete_model)
     r.add_post(f"{PREFIX}/models/{{model_id}}/corrupt", corrupt_model)

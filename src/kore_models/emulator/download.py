@@ -9,7 +9,7 @@ from aiohttp import hdrs, web
 
 from . import jobs
 from .errors import ApiError
-from .faults import STATE
+from .faults import LOG, STATE
 from .guards import within_body_timeout
 from .shaping import Pacer
 
@@ -101,6 +101,10 @@ async def download_export(request: web.Request) -> web.StreamResponse:
             except ApiError:  # the reader stopped reading: headers are sent, so cut the line
                 if request.transport is not None:
                     request.transport.abort()
+                return resp
+            except ConnectionResetError as exc:  # the reader left
+                state.counters.client_disconnects += 1
+                LOG.debug("client left during download of %s: %s", job.model_id, exc)
                 return resp
             sent += len(data)
             await pacer.account(len(data))

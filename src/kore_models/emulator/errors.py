@@ -30,6 +30,10 @@ def error_response(
     return web.json_response(error_body(code, msg, **extra), status=status, headers=headers)
 
 
+class ListenError(Exception):
+    """The emulator cannot listen on the address it was given (in use, not allowed...)."""
+
+
 class ApiError(Exception):
     """Raised by handlers; the middleware turns it into an error response."""
 

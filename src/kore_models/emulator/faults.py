@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -13,6 +14,7 @@ from .errors import RATE_LIMIT_MESSAGE, ApiError, code_for_status, error_respons
 from .guards import check_control_token, head_received, within_body_timeout
 from .state import EmulatorState, ScriptedFault
 
+LOG = logging.getLogger("kore_models.emulator")
 STATE: web.AppKey[EmulatorState] = web.AppKey("emulator_state", EmulatorState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PREFIX = "/api/public/"
@@ -143,6 +145,11 @@ async def emulator_middleware(request: web.Request, handler: Handler) -> web.Str
                 _rate_limit(state, key, request, route)
         if response is None:
             response = await handler(request)
+    except (ConnectionResetError, web.RequestPayloadError) as exc:
+        # The client went away mid-request: nothing to answer and nothing wrong with the emulator.
+        state.counters.client_disconnects += 1
+        LOG.debug("client left during %s %s: %s", request.method, request.path, exc)
+        return web.Response(status=499)
     except ApiError as exc:
         response = exc.to_response()
     except web.HTTPException as exc:

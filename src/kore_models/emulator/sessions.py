@@ -16,6 +16,13 @@ from aiohttp import web
 from . import jobs
 from .errors import ApiError, format_seconds
 from .faults import STATE
+from .housekeeping import (
+    check_room_for_session,
+    delete_model_bytes,
+    insufficient_storage,
+    room_for_chunk,
+    sweep_expired_sessions,
+)
 from .http_common import origin, read_json
 from .ingest import MultipartStream, archive_problem, assemble, boundary_from
 from .shaping import READ_SIZE, Pacer
@@ -52,6 +59,8 @@ def _session(state: EmulatorState, session_id: str) -> SessionRow:
 async def start_session(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     req = validate_start(await read_json(request), state.config.allowed_extensions)
+    await sweep_expired_sessions(state)
+    check_room_for_session(state, req.file_size)
     now = state.now()
     session_id = str(uuid.uuid4())
     model_id = f"cm-{uuid.uuid4()}" if req.file_context == "model" else None
@@ -113,6 +122,7 @@ async def _receive(
     """Stream the multipart body; returns (chunkNumber, size, temp file or None if discarded)."""
     cfg = state.config
     limit = cfg.max_chunk_bytes
+    room = room_for_chunk(state)
     parser = MultipartStream(
         request.content,
         boundary_from(request.headers.get("Content-Type", "")),
@@ -147,6 +157,8 @@ async def _receive(
                                 f"chunk exceeds max_chunk_bytes ({limit})",
                                 maxChunkBytes=limit,
                             )
+                        if room is not None and size > room:
+                            raise insufficient_storage(state, size, room)
                         if fh is not None:
                             pending.append(block)
                             pending_bytes += len(block)
@@ -225,6 +237,13 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
+    room = room_for_chunk(state)
+    if room is not None:
+        replaced = state.store.chunk_sizes(session_id).get(number, 0)
+        if size - replaced > room:  # other uploads filled the folder meanwhile
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise insufficient_storage(state, size, room + replaced)
     # rename + row write with no await in between: the file and its recorded size agree.
     if tmp is not None:
         os.replace(tmp, state.store.chunk_path(session_id, number))
@@ -292,7 +311,8 @@ async def _finish(
         problem = await asyncio.to_thread(archive_problem, dest, session.file_extension)
         if problem is not None:
             outcome, message = "FAILED", problem
-    store.set_model_content(model_id, received, sha, discard)
+            await delete_model_bytes(state, model_id)  # a failed import can never be read
+    store.set_model_content(model_id, received, sha, discard or outcome == "FAILED")
     store.set_model_state(model_id, jobs.IMPORTING)
     job = jobs.new_job(state, model_id, "IMPORT", outcome=outcome, message=message)
     store.complete_session(session.id, None)

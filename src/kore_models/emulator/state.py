@@ -57,6 +57,8 @@ class Counters:
     concurrent_chunk_uploads: int = 0
     faults_injected: int = 0
     in_flight_limit_429s: int = 0
+    sessions_swept: int = 0
+    client_disconnects: int = 0
     header_timeouts: int = 0
     body_timeouts: int = 0
     responses_by_status: dict[str, int] = field(default_factory=dict)
@@ -71,6 +73,8 @@ class Counters:
             "concurrent_chunk_uploads": self.concurrent_chunk_uploads,
             "faults_injected": self.faults_injected,
             "in_flight_limit_429s": self.in_flight_limit_429s,
+            "sessions_swept": self.sessions_swept,
+            "client_disconnects": self.client_disconnects,
             "header_timeouts": self.header_timeouts,
             "body_timeouts": self.body_timeouts,
             "responses_by_status": dict(self.responses_by_status),
