@@ -51,7 +51,6 @@ member_end = GOOD.index(b"t" * 700) + 700
     [
         (GOOD[: GOOD.index(b"w" * 30_000) + 10_000], "tar", "unexpected end"),  # cut mid-member
         (GOOD[: member_end - 100], "tar", "unexpected end"),  # cut inside the last member
-        (GOOD[:1024] + b"garbage!" * 64, "tar", "not a readable tar"),  # a bad second header
         (b"not an archive at all " * 100, "tar", "not a readable tar"),
         (_tar_of({}), "tar", "no members"),
         (gzip.compress(GOOD)[:-200], "tgz", "not a readable gzip tar"),
@@ -62,7 +61,6 @@ member_end = GOOD.index(b"t" * 700) + 700
     ids=[
         "cut-mid-member",
         "cut-last-member",
-        "bad-second-header",
         "text",
         "empty-tar",
         "truncated-tgz",
@@ -90,6 +88,7 @@ async def test_malformed_archive_fails_the_job(
         (gzip.compress(GOOD), "gz"),
         (_zip_of(SHARDS), "zip"),
         (make_tar(), "tar"),
+        (GOOD[:1024] + b"garbage!" * 64, "tar"),  # after a complete member: ignored, as tarfile
     ],
 )
 async def test_valid_archives_succeed(api: Api, data: bytes, extension: str) -> None:

@@ -48,7 +48,7 @@ async def test_non_archive_import_fails(api: Api) -> None:
     await api.advance(10)
     doc = (await api.get(f"/dock-status/{job_id}"))[1]
     assert doc["status"] == "FAILED"
-    assert "not a readable tar archive" in doc["message"]
+    assert "not a valid tar or zip archive (not a readable tar" in doc["message"]
     assert (await api.control("GET", f"/models/{model_id}"))["state"] == "failed"
     assert (await api.post(f"/models/{model_id}/export"))[0] == 409
     assert (await api.post(f"/models/{model_id}/deploy?modelType=openSource",

@@ -67,6 +67,10 @@ class ByteSizeParam(click.ParamType):  # type: ignore[type-arg]  # generic only 
             return value
         text = str(value).strip().removesuffix("/s")
         try:
+            return int(float(text))  # a plain number of bytes, also 1e6 or 500000.0
+        except ValueError:
+            pass
+        try:
             return int(TypeAdapter(ByteSize).validate_python(text))
         except ValidationError:
             self.fail(f"{value!r} is not a size (examples: 1048576, 16MiB, 20MB)", param, ctx)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from email.message import Message
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO
 
 from aiohttp import StreamReader
 
@@ -199,13 +199,17 @@ def assemble(parts: list[Path], dest: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+INVALID_ARCHIVE = "import validation failed: not a valid tar or zip archive"
+
+
 def archive_problem(path: Path, extension: str) -> str | None:
     """None if the file is a readable archive of its extension's kind, else why not.
 
-    tar, tgz and gz (gzip tars) have every member header listed, each member's data checked to
-    be present, and what follows the last member checked to be the end-of-archive marker (or the
-    end of the file); a gzip stream is also read to its end so its CRC is checked. zip files have
-    every member's CRC checked. Other extensions (allowed by configuration) are not checked.
+    tar, tgz and gz (gzip tars) have every member header listed with tarfile and each member's
+    data checked to be present; like tarfile (and unlike GNU tar), bytes after the last good
+    member that are not a header end the listing quietly. A gzip stream is read to its end so
+    its CRC is checked. zip files have every member's CRC checked. Other extensions (allowed by
+    configuration) are not checked.
     """
     if extension == "zip":
         kind, check = "zip archive", _zip_members
@@ -217,54 +221,22 @@ def archive_problem(path: Path, extension: str) -> str | None:
     try:
         members = check(path)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
-        return f"import validation failed: not a readable {kind} ({exc})"
+        return f"{INVALID_ARCHIVE} (not a readable {kind}: {exc})"
     if members == 0:
-        return f"import validation failed: the {kind} has no members"
+        return f"{INVALID_ARCHIVE} (the {kind} has no members)"
     return None
 
 
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-    def seek(self, offset: int, whence: int = 0, /) -> int: ...
-    def tell(self) -> int: ...
-
-
-class _HeaderTap:
-    """A read-only file for tarfile that remembers the last header-sized block it handed out."""
-
-    def __init__(self, raw: _Readable) -> None:
-        self._raw = raw
-        self.last_block = b""
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        if size == tarfile.BLOCKSIZE:
-            self.last_block = data
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-
 def _tar_members(path: Path, *, gzip_only: bool) -> int:
-    """Count the members of a tar (gzip-compressed when it starts like gzip, or must be)."""
+    """Count the members of a tar (read through gzip when it starts like gzip, or must)."""
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
         fh.seek(0)
         if gzip_only and not compressed:
             raise tarfile.ReadError("not a gzip file")
-        raw: _Readable = gzip.GzipFile(fileobj=fh) if compressed else fh
-        tap = _HeaderTap(raw)
-        with tarfile.open(fileobj=tap, mode="r:") as archive:  # type: ignore[call-overload]
+        raw: BinaryIO = gzip.GzipFile(fileobj=fh) if compressed else fh  # type: ignore[assignment]
+        with tarfile.open(fileobj=raw, mode="r:") as archive:
             members = sum(1 for _ in archive)
-            end = archive.offset
-        # tarfile ends quietly at a bad header after the first member: a header there must be
-        # the zero-filled end-of-archive marker, or the file must simply end.
-        if tap.last_block.strip(b"\0"):
-            raise tarfile.ReadError(f"invalid header at byte {end}")
         if compressed:
             while raw.read(READ_SIZE):  # read to the end: gzip checks its CRC and length there
                 pass
