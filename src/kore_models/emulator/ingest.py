@@ -18,7 +18,7 @@ from typing import BinaryIO
 from aiohttp import StreamReader
 
 from .errors import ApiError
-from .guards import within_body_timeout
+from .guards import BodyStalled, BodyWatch, body_timeout_error
 from .shaping import READ_SIZE, Pacer
 from .state import EmulatorState
 
@@ -53,6 +53,7 @@ class MultipartStream:
     ) -> None:
         self._content = content
         self._state = state
+        self._watch = BodyWatch(state, content)
         self._boundary = boundary
         self._pacer = pacer
         self._buf = b""
@@ -60,14 +61,27 @@ class MultipartStream:
         self._in_body = False
         self._started = False
 
+    def close(self) -> None:
+        """Stop watching the body for stalls (call once the body is read or abandoned)."""
+        self._watch.close()
+
     async def _read(self) -> bytes:
         """The next piece of the body as the socket delivered it (no join, no copy)."""
-        if self._pacer.shaped:
-            data = await within_body_timeout(self._state, self._content.read(self._pacer.block))
-        else:
-            data, _ = await within_body_timeout(self._state, self._content.readchunk())
-        if data:
-            await self._pacer.account(len(data))
+        try:
+            if self._pacer.shaped:
+                data = await self._content.read(self._pacer.block)
+            else:
+                data, _ = await self._content.readchunk()
+        except BodyStalled:
+            raise body_timeout_error(self._state) from None
+        watch = self._watch
+        watch.reads += 1
+        if data and self._pacer.shaped:
+            watch.pacing = True
+            try:
+                await self._pacer.account(len(data))
+            finally:
+                watch.pacing = False
         return data
 
     async def _fill(self) -> bool:

@@ -192,6 +192,8 @@ async def _receive(
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
+    finally:
+        parser.close()
 
 
 def _widen_reads(request: web.Request) -> None:
