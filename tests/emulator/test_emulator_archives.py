@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from emulator_helpers import Api, make_tar
+
+from tests.support.emulator_api import Api, make_tar
 
 
 def _tar_of(files: dict[str, bytes]) -> bytes:

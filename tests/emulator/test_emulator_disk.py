@@ -10,9 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_helpers import KEY, Api, make_tar, until
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from tests.support.emulator_api import KEY, Api, make_tar, until
 
 CAP = 40_000
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from emulator_helpers import KEY, Api
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from kore_models.emulator.guards import CONTROL_TOKEN_HEADER, control_token_for
+from tests.support.emulator_api import KEY, Api
 
 
 @pytest.mark.parametrize("number", ["²", "٣", "１", "1.0", "+1", "0x1", "1_0"])

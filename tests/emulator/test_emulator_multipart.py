@@ -9,11 +9,11 @@ import socket
 from typing import Any
 
 import pytest
-from emulator_helpers import KEY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kore_models.emulator import RunningEmulator
+from tests.support.emulator_api import KEY
 
 BOUNDARY = "kore-split-boundary-3f9a"
 

@@ -7,10 +7,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
-from emulator_helpers import KEY, Api, make_tar, until
 
 from kore_models.emulator import RunningEmulator
 from kore_models.emulator.shaping import BURST_SECONDS, TokenBucket
+from tests.support.emulator_api import KEY, Api, make_tar, until
 
 
 class FakeClock:
