@@ -197,7 +197,7 @@ async def _receive(
 
 
 def _widen_reads(request: web.Request) -> None:
-    """Let asyncio's selector transport recv up to 4 MiB per call (default 256 KiB)."""
+    """Let asyncio's selector transport recv up to 1 MiB per call (default 256 KiB)."""
     transport = request.transport
     if transport is not None and isinstance(getattr(transport, "max_size", None), int):
         transport.max_size = 1 << 20  # type: ignore[attr-defined]
