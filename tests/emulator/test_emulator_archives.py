@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import bz2
 import gzip
 import io
+import lzma
 import tarfile
 import zipfile
 from pathlib import Path
@@ -56,6 +58,8 @@ member_end = GOOD.index(b"t" * 700) + 700
         (_tar_of({}), "tar", "no members"),
         (gzip.compress(GOOD)[:-200], "tgz", "not a readable gzip tar"),
         (gzip.compress(b"plain text, not a tar " * 50), "gz", "not a readable gzip tar"),
+        (bz2.compress(GOOD)[:-50], "tar", "not a readable tar"),
+        (bz2.compress(GOOD), "tgz", "not a gzip file"),
         (_zip_of(SHARDS)[:-30], "zip", "not a readable zip"),
         (_zip_of({}), "zip", "no members"),
     ],
@@ -66,6 +70,8 @@ member_end = GOOD.index(b"t" * 700) + 700
         "empty-tar",
         "truncated-tgz",
         "gz-of-text",
+        "truncated-bz2-tar",
+        "bz2-named-tgz",
         "truncated-zip",
         "empty-zip",
     ],
@@ -84,7 +90,9 @@ async def test_malformed_archive_fails_the_job(
     ("data", "extension"),
     [
         (GOOD, "tar"),
-        (gzip.compress(GOOD), "tar"),  # a gzip tar named .tar is still read
+        (gzip.compress(GOOD), "tar"),  # a compressed tar named .tar is still read
+        (bz2.compress(GOOD), "tar"),
+        (lzma.compress(GOOD), "tar"),
         (gzip.compress(GOOD), "tgz"),
         (gzip.compress(GOOD), "gz"),
         (_zip_of(SHARDS), "zip"),

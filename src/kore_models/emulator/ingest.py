@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
+import lzma
 import os
 import re
 import tarfile
@@ -13,7 +15,7 @@ from collections.abc import AsyncIterator
 from email.message import Message
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from aiohttp import StreamReader
 
@@ -219,7 +221,8 @@ INVALID_ARCHIVE = "import validation failed: not a valid tar or zip archive"
 def archive_problem(path: Path, extension: str) -> str | None:
     """None if the file is a readable archive of its extension's kind, else why not.
 
-    tar, tgz and gz (gzip tars) have every member header listed with tarfile and each member's
+    tar (plain, or compressed with gzip, bzip2 or xz), tgz and gz (gzip tars) have every member
+    header listed with tarfile and each member's
     data checked to be present; like tarfile (and unlike GNU tar), bytes after the last good
     member that are not a header end the listing quietly. A gzip stream is read to its end so
     its CRC is checked. zip files have every member's CRC checked. Other extensions (allowed by
@@ -241,19 +244,35 @@ def archive_problem(path: Path, extension: str) -> str | None:
     return None
 
 
+def _decompressed(fh: BinaryIO, magic: bytes) -> BinaryIO | None:
+    """A reader of fh's content when fh starts like gzip, bzip2 or xz (the caller closes it)."""
+    if magic.startswith(b"\x1f\x8b"):
+        return cast(BinaryIO, gzip.GzipFile(fileobj=fh))
+    if magic.startswith(b"BZh"):
+        return cast(BinaryIO, bz2.BZ2File(fh))
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return cast(BinaryIO, lzma.LZMAFile(fh))
+    return None
+
+
 def _tar_members(path: Path, *, gzip_only: bool) -> int:
-    """Count the members of a tar (read through gzip when it starts like gzip, or must)."""
+    """Count the members of a tar, read through gzip, bzip2 or xz when it starts like one."""
     with open(path, "rb") as fh:
-        compressed = fh.read(2) == b"\x1f\x8b"
+        magic = fh.read(6)
         fh.seek(0)
-        if gzip_only and not compressed:
+        if gzip_only and not magic.startswith(b"\x1f\x8b"):
             raise tarfile.ReadError("not a gzip file")
-        raw: BinaryIO = gzip.GzipFile(fileobj=fh) if compressed else fh  # type: ignore[assignment]
-        with tarfile.open(fileobj=raw, mode="r:") as archive:
-            members = sum(1 for _ in archive)
-        if compressed:
-            while raw.read(READ_SIZE):  # read to the end: gzip checks its CRC and length there
-                pass
+        unpacked = _decompressed(fh, magic)
+        stream = unpacked or fh
+        try:
+            with tarfile.open(fileobj=stream, mode="r:") as archive:
+                members = sum(1 for _ in archive)
+            if unpacked is not None:  # read to the end: the format checks its CRC there
+                while unpacked.read(READ_SIZE):
+                    pass
+        finally:
+            if unpacked is not None:
+                unpacked.close()
         return members
 
 
