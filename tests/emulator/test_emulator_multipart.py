@@ -9,7 +9,7 @@ import socket
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kore_models.emulator import RunningEmulator
@@ -142,6 +142,9 @@ async def test_any_split_of_any_body(
     cut_fractions: list[float],
     curl_quirk: bool,
 ) -> None:
+    # A client picks a boundary that its data does not contain; with it inside, the body means
+    # something else (the part ends early), so such payloads are not valid examples.
+    assume(f"--{BOUNDARY}".encode() not in payload)
     sid = await _session(emu, len(payload), chunks=4)
     content_type = "application/json" if curl_quirk else "multipart/form-data"
     raw = chunk_request(sid, payload, "3", content_type=content_type, file_first=file_first)
