@@ -1,4 +1,4 @@
-"""The model and job routes (kore-api.md §4) and create_app(), which wires every route."""
+"""The model and job routes and create_app(), which wires every route."""
 
 from __future__ import annotations
 

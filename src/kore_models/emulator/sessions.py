@@ -1,4 +1,4 @@
-"""The file-session routes: start, chunk upload (streamed to disk) and complete (kore-api.md §3)."""
+"""The file-session routes: start, chunk upload (streamed to disk) and complete."""
 
 from __future__ import annotations
 
