@@ -70,7 +70,9 @@ class EmulatorConfig(BaseModel):
     header_timeout_seconds: float = Field(default=30.0, gt=0)
     body_timeout_seconds: float = Field(default=60.0, gt=0)
     control_token: str | None = Field(default=None, min_length=8)
-    allowed_extensions: list[str] = Field(default_factory=lambda: ["tar", "zip", "gz", "tgz"])
+    allowed_extensions: list[str] = Field(
+        default_factory=lambda: ["tar", "tar.gz", "tgz", "gz", "zip"]
+    )
 
     @field_validator("failure_kinds")
     @classmethod

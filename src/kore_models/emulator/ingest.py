@@ -230,7 +230,7 @@ def archive_problem(path: Path, extension: str) -> str | None:
     """
     if extension == "zip":
         kind, check = "zip archive", _zip_members
-    elif extension in ("tar", "tgz", "gz"):
+    elif extension in ("tar", "tar.gz", "tgz", "gz"):
         kind = "tar archive" if extension == "tar" else "gzip tar archive"
         check = partial(_tar_members, gzip_only=extension != "tar")
     else:
