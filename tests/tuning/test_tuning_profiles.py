@@ -1,0 +1,68 @@
+"""The controller against the emulator's shared-cap and guarded-server profiles: it holds
+a plateau on a capped link and settles at what a guarded server takes, with few 429s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kore_models import KoreClient
+from kore_models.emulator import RunningEmulator
+from kore_models.transfer.progress import ProgressEvent
+from tests.support.transfer import KEY, EmuControl, FileMaker
+
+CHUNK = 128 * 1024
+
+
+def client(emu: RunningEmulator, tmp_path: Path, **options: Any) -> KoreClient:
+    return KoreClient(
+        emu.url,
+        KEY,
+        state_dir=tmp_path / "state",
+        chunk_size=CHUNK,
+        poll_initial=0.02,
+        poll_min_interval=0.02,
+        **options,
+    )
+
+
+async def test_a_capped_link_holds_a_plateau_below_the_maximum(
+    emu: RunningEmulator, tmp_path: Path, ctl: EmuControl, make_file: FileMaker
+) -> None:
+    # 2 MB/s per connection but 6 MB/s in all: more than about 3 connections add nothing
+    await ctl.configure(
+        latency_ms=20,
+        throughput_bytes_per_second=2_000_000,
+        total_throughput_bytes_per_second=6_000_000,
+    )
+    events: list[ProgressEvent] = []
+    async with client(emu, tmp_path) as kore:
+        result = await kore.models.import_file(make_file(160 * CHUNK), on_progress=events.append)
+    assert result.status == "SUCCESS"
+    decisions = [e.decision for e in events if e.decision]
+    assert any("plateau" in d for d in decisions), decisions
+    assert result.peak_concurrency <= 16
+    assert result.final_concurrency <= 8
+    assert (await ctl.counters())["max_concurrent_chunk_uploads"] <= 16
+
+
+async def test_a_guarded_server_is_met_at_its_limit_with_few_429s(
+    emu: RunningEmulator, tmp_path: Path, ctl: EmuControl, make_file: FileMaker
+) -> None:
+    await ctl.configure(
+        latency_ms=10,
+        throughput_bytes_per_second=4_000_000,
+        max_chunks_in_flight=4,
+        retry_after_seconds=0.2,
+    )
+    async with client(emu, tmp_path) as kore:
+        result = await kore.models.import_file(make_file(160 * CHUNK))
+        decisions = list(kore.pacer.controller.decisions)
+    assert result.status == "SUCCESS"
+    counters = await ctl.counters()
+    rejected = counters["in_flight_limit_429s"]
+    assert rejected >= 1  # it did knock
+    assert rejected / counters["requests"]["chunk"] < 0.05
+    assert result.final_concurrency <= 4
+    assert any("429" in d.reason for d in decisions)
+    assert kore.pacer.gate.pauses >= 1
