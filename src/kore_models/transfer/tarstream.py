@@ -155,6 +155,10 @@ class TarArchive:
     def _locate(self, offset: int) -> int:
         return bisect.bisect_right(self._starts, offset) - 1
 
+    def _next_start(self, index: int) -> int:
+        following = index + 1
+        return self._starts[following] if following < len(self._starts) else self._end_of_members
+
 
 class TarReader:
     """Reads byte ranges of one :class:`TarArchive`, keeping at most one file open."""
@@ -198,11 +202,7 @@ class TarReader:
                 view[done : done + count] = _ZEROS[:count]
             else:
                 member = members[index]
-                next_start = (
-                    members[index + 1].start
-                    if index + 1 < len(members)
-                    else archive._end_of_members
-                )
+                next_start = archive._next_start(index)
                 if position < member.data_start:
                     skip = position - member.start
                     count = min(remaining, len(member.header) - skip)
