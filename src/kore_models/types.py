@@ -1,7 +1,7 @@
 """Pydantic v2 models of every request and response of the Kore.ai model APIs.
 
 Requests are strict (validated before anything is sent). Responses are lenient, as the
-docs disagree with themselves (kore-api.md section 8): every documented spelling of a
+docs disagree with themselves (see "API notes" in the docs): every documented spelling of a
 field is accepted and normalised to one attribute, statuses compare case-insensitively,
 unknown statuses and extra fields are kept.
 """
@@ -98,7 +98,7 @@ class StartSessionRequest(_Request):
 
 
 class HyperParameters(_Request):
-    """Deploy hyper-parameters, ranges from kore-api.md section 4.2."""
+    """Deploy hyper-parameters, ranges from the deploy API docs."""
 
     temperature: float = Field(ge=0, le=2)
     max_tokens: int = Field(ge=0, le=512)
@@ -108,7 +108,7 @@ class HyperParameters(_Request):
 
 
 class ScalingParameters(_Request):
-    """Deploy scaling parameters (all optional), ranges from kore-api.md section 4.2."""
+    """Deploy scaling parameters (all optional), ranges from the deploy API docs."""
 
     max_batch_size: int | None = Field(default=None, ge=1, le=256)
     min_replicas: int | None = Field(default=None, ge=1, le=10)

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -23,13 +23,15 @@ from ..errors import (
     NotFoundError,
     UploadError,
 )
-from ..resources.files import FilesAPI
 from ..settings import Settings
 from ..types import JobDocument
 from .journal import Fingerprint, Journal, JournalRecord
 from .localfile import file_extension
 from .plan import Chunk, ChunkPlan
 from .progress import ProgressTracker
+
+if TYPE_CHECKING:
+    from ..resources.files import Files
 
 __all__ = ["ChunkSender", "SessionGone"]
 
@@ -83,7 +85,7 @@ class ChunkSender:
 
     def __init__(
         self,
-        files: FilesAPI,
+        files: Files,
         settings: Settings,
         path: Path,
         plan: ChunkPlan,
@@ -105,6 +107,7 @@ class ChunkSender:
         budget = settings.upload_retry_budget or max(48, 4 * concurrency, plan.total_chunks // 2)
         self.budget = RetryBudget(budget)
         self.chunks_sent = 0
+        self.bytes_sent = 0
         self.block_size = settings.block_size_for(concurrency)
         self._flush_wanted = asyncio.Event()
 
@@ -182,6 +185,7 @@ class ChunkSender:
             log.warning("chunk %d was acknowledged as %d", chunk.number, ack.chunk_number)
         self.record.acknowledged.add(chunk.number)
         self.chunks_sent += 1
+        self.bytes_sent += chunk.length
         self.tracker.chunk_done()
         self._flush_wanted.set()
 
