@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import write_tree
 
 from kore_models.errors import LocalFileError
 from kore_models.transfer import folder as folder_module
 from kore_models.transfer.folder import FolderFilter, list_folder, name_problem
+from tests.support.folders import write_tree
 
 NOBODY = 65534
 

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_MTIME_NS, LONG_DIR, LONG_FILE, NON_ASCII, pin_mtimes, write_tree
 
 from kore_models.errors import ConfigurationError, LocalFileError
 from kore_models.transfer.folder import (
@@ -14,6 +13,14 @@ from kore_models.transfer.folder import (
     FolderListing,
     fingerprint_listing,
     list_folder,
+)
+from tests.support.folders import (
+    FIXED_MTIME_NS,
+    LONG_DIR,
+    LONG_FILE,
+    NON_ASCII,
+    pin_mtimes,
+    write_tree,
 )
 
 

@@ -10,7 +10,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kore_models.errors import FileChangedError
+from kore_models.transfer.folder import list_folder
+from kore_models.transfer.tarstream import BLOCK, TarArchive
+from tests.support.folders import (
     FIXED_MTIME_NS,
     LONG_DIR,
     LONG_FILE,
@@ -20,12 +26,6 @@ from conftest import (
     snapshot,
     write_tree,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from kore_models.errors import FileChangedError
-from kore_models.transfer.folder import list_folder
-from kore_models.transfer.tarstream import BLOCK, TarArchive
 
 GNU_TAR = shutil.which("tar")
 needs_gnu_tar = pytest.mark.skipif(GNU_TAR is None, reason="GNU tar is not installed")
