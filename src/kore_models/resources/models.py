@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,17 @@ class Models:
         resume: bool = True,
         wait: bool = True,
         job_timeout: float | None = None,
+        exclude: Sequence[str] = (),
+        include: Sequence[str] = (),
+        as_tar: bool = False,
     ) -> ImportResult:
         """Import a model file: plan, start a session, upload chunks, complete, await the job.
+
+        ``path`` may be a folder: it is sent as ``<folder>.tar``, generated while it
+        uploads (no temporary file), leaving out ``.git/``, ``.cache/``, ``__pycache__/``,
+        ``.ipynb_checkpoints/`` and ``.DS_Store`` plus the .gitignore-style ``exclude``
+        patterns; ``include`` patterns bring paths back. A lone model file such as
+        ``model.safetensors`` is refused unless ``as_tar`` sends it as a one-member tar.
 
         ``chunk_size`` takes bytes or a text such as ``"16MiB"``; it and ``concurrency``
         obey the same bounds as the settings. ``job_timeout`` is a hard deadline for the
@@ -126,6 +135,9 @@ class Models:
             resume=resume,
             wait=wait,
             job_timeout=job_timeout,
+            exclude=exclude,
+            include=include,
+            as_tar=as_tar,
         )
 
     async def export_to_file(
