@@ -23,6 +23,17 @@ from tests.support.transfer import CHUNK, EmuControl
 EXCLUDED = (".git", "__pycache__")
 
 
+async def gnu_tar(*args: str) -> str:
+    """Run GNU tar; its stdout (it must succeed without a word on stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        "tar", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err
+    assert err == b""
+    return out.decode()
+
+
 def archive_sha256(root: Path) -> tuple[int, str]:
     data = TarArchive(list_folder(root)).read(0, 1 << 40)
     return len(data), hashlib.sha256(data).hexdigest()
@@ -41,7 +52,7 @@ async def test_a_folder_round_trips_through_import_export_and_gnu_tar(
     exported = await kore.models.export_to_file(str(result.model_id), tmp_path / "export.tar")
     out = tmp_path / "extracted"
     out.mkdir()
-    subprocess.run(["tar", "-xf", str(exported.path), "-C", str(out)], check=True)
+    await gnu_tar("-xf", str(exported.path), "-C", str(out))
     assert snapshot(out) == snapshot(model_folder, skip=EXCLUDED)
 
 
@@ -194,11 +205,8 @@ async def test_as_tar_sends_a_lone_file_as_a_one_member_tar(
     stored = await ctl.model(str(result.model_id))
     assert stored["fileName"] == "model.tar"
     exported = await kore.models.export_to_file(str(result.model_id), tmp_path / "out.tar")
-    listing = subprocess.run(
-        ["tar", "-tf", str(exported.path)], capture_output=True, text=True, check=True
-    )
-    assert listing.stdout == "model.safetensors\n"
+    assert await gnu_tar("-tf", str(exported.path)) == "model.safetensors\n"
     out = tmp_path / "x"
     out.mkdir()
-    subprocess.run(["tar", "-xf", str(exported.path), "-C", str(out)], check=True)
+    await gnu_tar("-xf", str(exported.path), "-C", str(out))
     assert (out / "model.safetensors").read_bytes() == path.read_bytes()
