@@ -77,10 +77,9 @@ async def test_exclude_and_include_choose_the_members(
 @pytest.fixture
 def big_folder(tmp_path: Path) -> Path:
     """About 30 chunks of 64 KiB over a few files."""
-    return write_tree(
-        tmp_path / "big",
-        {f"shard-{i}.safetensors": os.urandom(300_000) for i in range(6)} | {"config.json": b"{}"},
-    )
+    files: dict[str, bytes | None] = {"config.json": b"{}"}
+    files.update({f"shard-{i}.safetensors": os.urandom(300_000) for i in range(6)})
+    return write_tree(tmp_path / "big", files)
 
 
 async def test_an_interrupted_folder_import_resumes_with_the_missing_chunks(
