@@ -162,7 +162,7 @@ async def test_an_expired_journal_session_starts_afresh(
     journal = _journal(clients(), source)
     record.expires_at = "2000-01-01T00:00:00.000Z"
     journal.record = record
-    journal.save_now()
+    await journal.save()
     await ctl.configure(throughput_bytes_per_second=None)
     await ctl.reset_counters()
 

@@ -38,6 +38,7 @@ from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
 from .journal import Journal, journal_path
+from .local_state import RunLock, check_writable_dir
 from .plan import ChunkPlan, plan_chunks
 from .progress import Phase, ProgressCallback, ProgressTracker
 from .sender import ChunkSender, SessionGone
@@ -128,11 +129,54 @@ async def _run_import(
     job_timeout: float | None,
     started: float,
 ) -> ImportResult:
-    """The import after planning: resume or start, send, complete, wait."""
+    """The import after planning: check the state folder, lock, then the import itself."""
+    file_path = source.path
+    journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
+    # Before any request: a journal that cannot be written would leave a session and a
+    # model on the server that no later run can find (an orphan on every attempt).
+    await anyio.to_thread.run_sync(
+        lambda: check_writable_dir(
+            journal.path.parent,
+            what="state folder",
+            hint="set --state-dir or KORE_STATE_DIR to a writable folder",
+        )
+    )
+    async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
+        return await _import_locked(
+            files,
+            dock_status,
+            settings,
+            source,
+            plan,
+            tracker,
+            journal,
+            is_adapter=is_adapter,
+            resume=resume,
+            wait=wait,
+            job_timeout=job_timeout,
+            started=started,
+        )
+
+
+async def _import_locked(
+    files: Files,
+    dock_status: DockStatus,
+    settings: Settings,
+    source: UploadSource,
+    plan: ChunkPlan,
+    tracker: ProgressTracker,
+    journal: Journal,
+    *,
+    is_adapter: bool,
+    resume: bool,
+    wait: bool,
+    job_timeout: float | None,
+    started: float,
+) -> ImportResult:
+    """Resume or start, send, complete, wait (the journal's lock is held)."""
     size = plan.file_size
     file_path = source.path
     fingerprint = await anyio.to_thread.run_sync(source.fingerprint)
-    journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
     if record is not None and not (
         record.host == settings.host
