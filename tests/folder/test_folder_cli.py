@@ -166,3 +166,18 @@ async def test_a_file_changed_during_the_upload_exits_8(
     stderr = "".join(seen) + rest.decode()
     assert process.returncode == 8, stderr
     assert "shard-3.bin grew during the upload" in stderr
+
+
+async def test_the_demo_imports_a_generated_model_folder(tmp_path: Path) -> None:
+    done = await run(
+        dict(os.environ),
+        "demo", "--size", "3MiB", "--job-seconds", "0", "--dir", str(tmp_path), "--json",
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["ok"] is True
+    assert data["files"] == 10
+    folder = Path(data["folder"])
+    assert (folder / "model-00003-of-00003.safetensors").is_file()
+    assert (folder / ".git" / "HEAD").is_file()  # present, and left out of the tar
+    assert "importing the folder itself" in done.stderr
