@@ -4,12 +4,13 @@ How it works: the archive's bytes are a pure function of the listing. Each membe
 ustar header (uid/gid 0, empty user and group names, the listing's mode and whole-second
 mtime), preceded by a pax extended header when its path is not ASCII or longer than 100
 bytes, its size is 8 GiB or more, or its mtime does not fit ustar. Then the file's bytes,
-zero padding to a 512-byte block, and two zero blocks end the archive. Headers are built
-once (a few hundred bytes per member); file bytes are never held: :class:`TarReader` maps
-an offset to a header, a file range or padding and reads files with ``os.pread``, one open
-file at a time. Each file is checked when it is opened (size, mtime, device and inode as
-listed) and a short read is caught, so a file that changed raises
-:class:`FileChangedError` instead of producing a corrupt archive.
+zero padding to a 512-byte block, and two zero blocks end the archive. Headers are built on
+demand (only their lengths are computed up front, so planning 10,000 members stays cheap);
+file bytes are never held: :class:`TarReader` maps an offset to a header, a file range or
+padding and reads files with ``os.pread``, one open file at a time. Each file is checked
+when it is opened (size, mtime, device and inode as listed) and a short read is caught, so
+a file that changed raises :class:`FileChangedError` instead of producing a corrupt
+archive.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import anyio
 from ..errors import FileChangedError
 from .folder import FolderEntry, FolderListing, display_path
 
-__all__ = ["BLOCK", "TarArchive", "TarReader", "build_member_header"]
+__all__ = ["BLOCK", "TarArchive", "TarReader", "build_member_header", "header_length"]
 
 BLOCK = 512
 _END_OF_ARCHIVE = 2 * BLOCK
@@ -67,9 +68,29 @@ def _padding(size: int) -> int:
     return -size % BLOCK
 
 
+def _member_name(entry: FolderEntry) -> str:
+    return entry.path + ("/" if entry.is_dir else "")
+
+
+def _needs_pax(entry: FolderEntry) -> bool:
+    name = _member_name(entry)
+    mtime = entry.mtime_ns // 1_000_000_000
+    return (
+        len(name) > 100
+        or not name.isascii()
+        or not 0 <= mtime < _MAX_OCTAL_11
+        or entry.size >= _MAX_OCTAL_11
+    )
+
+
+def header_length(entry: FolderEntry) -> int:
+    """How many bytes :func:`build_member_header` returns, mostly without building it."""
+    return len(build_member_header(entry)) if _needs_pax(entry) else BLOCK
+
+
 def build_member_header(entry: FolderEntry) -> bytes:
     """The header block(s) of one member: a pax header when needed, then ustar."""
-    name = entry.path + ("/" if entry.is_dir else "")
+    name = _member_name(entry)
     raw_name = name.encode("utf-8")
     mtime = entry.mtime_ns // 1_000_000_000
     size = 0 if entry.is_dir else entry.size
@@ -103,12 +124,12 @@ class _Member:
     """Where one member lies in the archive."""
 
     start: int
-    header: bytes
+    header_length: int
     entry: FolderEntry
 
     @property
     def data_start(self) -> int:
-        return self.start + len(self.header)
+        return self.start + self.header_length
 
     @property
     def data_end(self) -> int:
@@ -123,7 +144,7 @@ class TarArchive:
         members: list[_Member] = []
         offset = 0
         for entry in listing.entries:
-            member = _Member(start=offset, header=build_member_header(entry), entry=entry)
+            member = _Member(start=offset, header_length=header_length(entry), entry=entry)
             members.append(member)
             offset = member.data_end + _padding(entry.size)
         self._members = tuple(members)
@@ -167,6 +188,7 @@ class TarReader:
         self._archive = archive
         self._open_entry: FolderEntry | None = None
         self._fd = -1
+        self._last_header: tuple[FolderEntry | None, bytes] = (None, b"")
 
     def __enter__(self) -> TarReader:
         return self
@@ -205,8 +227,9 @@ class TarReader:
                 next_start = archive._next_start(index)
                 if position < member.data_start:
                     skip = position - member.start
-                    count = min(remaining, len(member.header) - skip)
-                    view[done : done + count] = member.header[skip : skip + count]
+                    count = min(remaining, member.header_length - skip)
+                    header = self._header(member)
+                    view[done : done + count] = header[skip : skip + count]
                 elif position < member.data_end:
                     count = min(remaining, member.data_end - position)
                     self._read_file(member, position - member.data_start, view[done : done + count])
@@ -218,6 +241,12 @@ class TarReader:
             position += count
             done += count
         return done
+
+    def _header(self, member: _Member) -> bytes:
+        """The member's header, built once per reader visit (a read may stop inside it)."""
+        if self._last_header[0] is not member.entry:
+            self._last_header = (member.entry, build_member_header(member.entry))
+        return self._last_header[1]
 
     def _read_file(self, member: _Member, offset: int, target: memoryview) -> None:
         entry = member.entry
