@@ -71,6 +71,21 @@ async def test_exclude_and_include_choose_the_members(
     assert (stored["size"], stored["sha256"]) == (only.size, expected)
 
 
+async def test_failed_chunks_of_a_folder_are_retried_from_their_offset(
+    kore: KoreClient, ctl: EmuControl, model_folder: Path
+) -> None:
+    await ctl.script(
+        {"route": "chunk", "action": "reset", "after_bytes": 20_000},
+        {"route": "chunk", "action": "503"},
+        {"route": "chunk", "action": "reset", "after_bytes": 50_000},
+    )
+    result = await kore.models.import_file(model_folder, concurrency=3)
+    assert result.retries == 3
+    size, digest = archive_sha256(model_folder)
+    stored = await ctl.model(str(result.model_id))
+    assert (stored["size"], stored["sha256"]) == (size, digest)
+
+
 # ---- resume --------------------------------------------------------------------------
 
 
