@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kore_models._body import FileSlice, FileSlicePayload
 from kore_models.errors import FileChangedError
 from kore_models.transfer.folder import list_folder
 from kore_models.transfer.tarstream import BLOCK, TarArchive
@@ -266,3 +267,21 @@ def test_a_file_truncated_while_open_is_caught_by_the_short_read(
         os.truncate(root / "b.bin", 200)
         with pytest.raises(FileChangedError, match=r"b.bin shrank during the upload \(it ends"):
             reader.readinto(start + 100, memoryview(bytearray(1000)))
+
+
+async def test_a_chunk_payload_over_the_archive_gives_the_same_bytes(
+    small_archive: tuple[TarArchive, bytes],
+) -> None:
+    archive, expected = small_archive
+    part = FileSlice(Path("m"), 700, 5000, source=archive)
+    payload = FileSlicePayload(part, block_size=1024, stall_timeout=5)
+    assert await payload.as_bytes() == expected[700:5700]
+    written = bytearray()
+
+    class Sink:
+        async def write(self, data: bytes | memoryview) -> None:
+            written.extend(data)
+
+    await payload.write(Sink())  # type: ignore[arg-type]
+    assert bytes(written) == expected[700:5700]
+    assert payload.bytes_sent == 5000
