@@ -26,10 +26,29 @@ from aiohttp.payload import Payload
 
 from .errors import FileChangedError, StallError
 
-__all__ = ["MIN_BLOCK", "ByteSource", "FileSlice", "FileSlicePayload", "build_chunk_form"]
+__all__ = [
+    "MIN_BLOCK",
+    "ByteSource",
+    "FileSlice",
+    "FileSlicePayload",
+    "RangeReader",
+    "build_chunk_form",
+]
 
 MIN_BLOCK = 128 * 1024
 """Smallest read block: larger than aiohttp's 64 KiB write limit, so every write drains."""
+
+
+class RangeReader(Protocol):
+    """Reads ranges of one :class:`ByteSource`; one read at a time, in a worker thread."""
+
+    def readinto(self, offset: int, view: memoryview) -> int:
+        """Fill ``view`` from ``offset`` (blocking); return the count, 0 past the end."""
+        ...
+
+    def close(self) -> None:
+        """Release what the reader holds; safe while a read is still running elsewhere."""
+        ...
 
 
 class ByteSource(Protocol):
@@ -37,8 +56,8 @@ class ByteSource(Protocol):
 
     size: int
 
-    async def readinto(self, offset: int, view: memoryview) -> int:
-        """Fill ``view`` from ``offset`` without blocking the loop; return the count."""
+    def open_reader(self) -> RangeReader:
+        """A reader (cheap: nothing is opened before the first read)."""
         ...
 
 
@@ -103,7 +122,11 @@ class FileSlicePayload(Payload):
         src = self._source
         if src.source is not None:
             buffer = bytearray(src.length)
-            count = await src.source.readinto(src.offset, memoryview(buffer))
+            reader = src.source.open_reader()
+            try:
+                count = await asyncio.to_thread(reader.readinto, src.offset, memoryview(buffer))
+            finally:
+                reader.close()
             return bytes(buffer[:count])
         raw = await open_for_reading(src.path)
         try:
@@ -165,19 +188,28 @@ class FileSlicePayload(Payload):
     async def _stream_source(
         self, source: ByteSource, writer: AbstractStreamWriter, buffers: tuple[bytearray, ...]
     ) -> None:
-        """Stream from a :class:`ByteSource`, block by block, into the same two buffers."""
+        """Stream from a :class:`ByteSource`, block by block, into the same two buffers.
+
+        One reader serves the whole chunk, so a file spanning many blocks is opened once;
+        each read runs in the loop's default executor, as aiofiles' reads do.
+        """
         src = self._source
+        loop = asyncio.get_running_loop()
+        reader = source.open_reader()
         done, turn = 0, 0
-        while done < src.length:
-            view = memoryview(buffers[turn])[: min(len(buffers[turn]), src.length - done)]
-            count = await source.readinto(src.offset + done, view)
-            if not count:
-                raise FileChangedError(
-                    f"{src.path} ended before byte {src.offset + done}; the import was stopped"
-                )
-            await self._send_block(writer, view[:count])
-            turn ^= 1
-            done += count
+        try:
+            while done < src.length:
+                view = memoryview(buffers[turn])[: min(len(buffers[turn]), src.length - done)]
+                count = await loop.run_in_executor(None, reader.readinto, src.offset + done, view)
+                if not count:
+                    raise FileChangedError(
+                        f"{src.path} ended before byte {src.offset + done}; the import was stopped"
+                    )
+                await self._send_block(writer, view[:count])
+                turn ^= 1
+                done += count
+        finally:
+            reader.close()  # deferred to the reading thread if a read is still running
 
     async def _send_block(self, writer: AbstractStreamWriter, block: memoryview) -> None:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import threading
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -188,6 +189,9 @@ class TarReader:
         self._archive = archive
         self._open_entry: FolderEntry | None = None
         self._fd = -1
+        self._lock = threading.Lock()
+        self._reading = False
+        self._close_after_read = False
         self._last_header: tuple[FolderEntry | None, bytes] = (None, b"")
 
     def __enter__(self) -> TarReader:
@@ -202,7 +206,14 @@ class TarReader:
         self.close()
 
     def close(self) -> None:
-        """Close the open file, if any."""
+        """Close the open file; while a read runs in another thread, it closes it after."""
+        with self._lock:
+            if self._reading:
+                self._close_after_read = True
+                return
+            self._close_file()
+
+    def _close_file(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = -1
@@ -210,6 +221,17 @@ class TarReader:
 
     def readinto(self, offset: int, view: memoryview) -> int:
         """Fill ``view`` with the archive's bytes from ``offset``; return how many."""
+        with self._lock:
+            self._reading = True
+        try:
+            return self._readinto(offset, view)
+        finally:
+            with self._lock:
+                self._reading = False
+                if self._close_after_read:
+                    self._close_file()
+
+    def _readinto(self, offset: int, view: memoryview) -> int:
         archive = self._archive
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
@@ -270,7 +292,7 @@ class TarReader:
     def _open(self, entry: FolderEntry) -> int:
         if self._open_entry is entry:
             return self._fd
-        self.close()
+        self._close_file()
         shown = display_path(entry.source)
         try:
             fd = os.open(entry.source, os.O_RDONLY | os.O_CLOEXEC)
