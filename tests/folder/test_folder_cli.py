@@ -181,3 +181,17 @@ async def test_the_demo_imports_a_generated_model_folder(tmp_path: Path) -> None
     assert (folder / "model-00003-of-00003.safetensors").is_file()
     assert (folder / ".git" / "HEAD").is_file()  # present, and left out of the tar
     assert "importing the folder itself" in done.stderr
+
+
+async def test_a_manifest_may_list_folders(
+    cli_env: dict[str, str], ctl: EmuControl, tmp_path: Path
+) -> None:
+    write_tree(tmp_path / "model-a", {"config.json": b"{}", "w.safetensors": b"a" * 3000})
+    write_tree(tmp_path / "model-b", {"config.json": b"{}", "w.safetensors": b"b" * 3000})
+    manifest = tmp_path / "models.txt"
+    manifest.write_text("model-a\nmodel-b/\n")
+    done = await run(cli_env, "import", "--manifest", str(manifest), "--json")
+    assert done.code == 0, done.stderr
+    rows = json.loads(done.stdout)["imports"]
+    names = [(await ctl.model(row["modelId"]))["fileName"] for row in rows]
+    assert names == ["model-a.tar", "model-b.tar"]
