@@ -101,7 +101,7 @@ def _fifo(root: Path) -> None:
     [
         ("empty folder", "the folder has no files"),
         ("only excluded", "every file in the folder is excluded"),
-        ("fifo", "pipe: is a named pipe (fifo)"),
+        ("fifo", "pipe is a named pipe (fifo)"),
         ("lone model file", "--as-tar"),
         ("folder is a symlink", "is a symbolic link to"),
     ],

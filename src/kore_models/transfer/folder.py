@@ -146,9 +146,9 @@ def name_problem(name: bytes) -> str | None:
     try:
         name.decode("utf-8")
     except UnicodeDecodeError:
-        return "its name is not valid UTF-8; rename it"
+        return "has a name that is not valid UTF-8 (rename it)"
     if len(name) > MAX_NAME_BYTES:
-        return f"its name is {len(name)} bytes long, above the {MAX_NAME_BYTES}-byte limit"
+        return f"has a {len(name)}-byte name, above the {MAX_NAME_BYTES}-byte limit"
     return None
 
 
@@ -183,17 +183,19 @@ class _Walker:
             )
         if not stat_module.S_ISDIR(info.st_mode):
             raise LocalFileError(f"{shown}: is not a folder")
-        self.real_root = os.path.realpath(os.fsencode(self.root))
-        self._walk(os.fsencode(self.root), "", [(info.st_dev, info.st_ino)])
+        self.raw_root = os.fsencode(self.root)
+        self.real_root = os.path.realpath(self.raw_root)
+        self._walk(self.raw_root, "", [(info.st_dev, info.st_ino)])
         if self.problems:
             count = len(self.problems)
-            lines = self.problems[:_MAX_PROBLEMS_SHOWN]
+            shown_problems = self.problems[:_MAX_PROBLEMS_SHOWN]
             if count > _MAX_PROBLEMS_SHOWN:
-                lines.append(f"... and {count - _MAX_PROBLEMS_SHOWN} more")
+                shown_problems.append(f"and {count - _MAX_PROBLEMS_SHOWN} more")
             noun = "entry" if count == 1 else "entries"
             raise LocalFileError(
-                f"{shown}: {count} {noun} cannot be archived (exclude them with --exclude):\n"
-                + "\n".join(f"  {line}" for line in lines)
+                f"{shown}: {count} {noun} cannot be archived: {'; '.join(shown_problems)}. "
+                "Only regular files, folders and links that stay inside the folder can be; "
+                "leave the others out with --exclude"
             )
         if not any(not entry.is_dir for entry in self.entries):
             if self.excluded:
@@ -205,7 +207,9 @@ class _Walker:
         return FolderListing(root=self.root, entries=tuple(self.entries))
 
     def _problem(self, path: bytes, reason: str) -> None:
-        self.problems.append(f"{display_path(path)}: {reason}")
+        """Record ``reason`` for ``path``, named relative to the folder (shorter to read)."""
+        relative = path[len(self.raw_root) :].lstrip(b"/") or b"."
+        self.problems.append(f"{display_path(relative)} {reason}")
 
     def _walk(self, directory: bytes, prefix: str, ancestors: list[tuple[int, int]]) -> bool:
         """Add the kept entries below ``directory``; return whether any was added."""
@@ -213,7 +217,7 @@ class _Walker:
             with os.scandir(directory) as scan:
                 children = sorted(scan, key=lambda child: child.name)
         except OSError as exc:
-            self._problem(directory, f"the folder cannot be read ({exc.strerror or exc})")
+            self._problem(directory, f"is a folder that cannot be read ({exc.strerror or exc})")
             return False
         kept_any = False
         for child in children:
@@ -255,8 +259,7 @@ class _Walker:
             if not _is_inside(target, self.real_root):
                 self._problem(
                     path,
-                    f"is a symbolic link to {display_path(target)}, outside the folder; "
-                    "only links that stay inside the folder are followed",
+                    f"is a symbolic link to {display_path(target)}, outside the folder",
                 )
                 return False
         if is_dir:
@@ -265,13 +268,12 @@ class _Walker:
                 return False
             return self._directory(path, name, relative, info, ancestors, excluded=False)
         if not stat_module.S_ISREG(info.st_mode):
-            self._problem(path, f"is {_kind(info.st_mode)}; only files and folders are archived")
+            self._problem(path, f"is {_kind(info.st_mode)}")
             return False
         if info.st_nlink > 1:
             self._problem(
                 path,
-                f"has {info.st_nlink} hard links; make it a separate copy "
-                "(cp --remove-destination) or exclude it",
+                f"has {info.st_nlink} hard links (copy it to make it a file of its own)",
             )
             return False
         return self._file(path, relative, info)
