@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from kore_models._body import FileSlice, FileSlicePayload
 from kore_models.errors import FileChangedError
 from kore_models.transfer.folder import list_folder
-from kore_models.transfer.tarstream import BLOCK, TarArchive
+from kore_models.transfer.tarstream import BLOCK, TarArchive, TarReader
 from tests.support.folders import (
     FIXED_MTIME_NS,
     LONG_DIR,
@@ -285,3 +287,30 @@ async def test_a_chunk_payload_over_the_archive_gives_the_same_bytes(
     await payload.write(Sink())  # type: ignore[arg-type]
     assert bytes(written) == expected[700:5700]
     assert payload.bytes_sent == 5000
+
+
+def test_closing_a_reader_while_a_read_runs_closes_the_file_after_it(
+    listed: tuple[Path, TarArchive],
+) -> None:
+    _, archive = listed
+    inside, release = threading.Event(), threading.Event()
+
+    class PausingReader(TarReader):
+        """Pauses after its file is open, as a slow disk read would."""
+
+        def _read_file(self, member: Any, offset: int, target: memoryview) -> None:
+            super()._read_file(member, offset, target)
+            inside.set()
+            assert release.wait(10)
+
+    reader = PausingReader(archive)
+    worker = threading.Thread(target=reader.readinto, args=(BLOCK, memoryview(bytearray(100))))
+    worker.start()
+    assert inside.wait(10)
+    fd = reader._fd
+    reader.close()
+    os.fstat(fd)  # still open: the read in the other thread owns it until it returns
+    release.set()
+    worker.join(10)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
