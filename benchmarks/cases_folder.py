@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -215,11 +216,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a 256 MiB folder")
     parser.add_argument("--plan-only", action="store_true", help="only the planning figure")
+    parser.add_argument("--keep-data", action="store_true", help="keep the generated folders")
     args = parser.parse_args(argv)
     need = 0 if args.plan_only else (512 * MiB if args.quick else 2 * GiB)
     ctx = Context(quick=args.quick, scratch=scratch_root(need), out_dir=ROOT, reps=args.reps)
     started = time.perf_counter()
-    for figure in run_planning(ctx) if args.plan_only else run(ctx):
+    try:
+        figures = run_planning(ctx) if args.plan_only else run(ctx)
+    finally:
+        if not args.keep_data:
+            # Only this case's own data: the scratch folder is shared with other runs.
+            for folder in (*ctx.scratch.glob("folder-*"), ctx.scratch / "emulator-folder"):
+                shutil.rmtree(folder, ignore_errors=True)
+    for figure in figures:
         samples = ", ".join(f"{s:.3f}" for s in figure.samples)
         print(
             f"{figure.name}: median {figure.median:.3f} {figure.unit} "
