@@ -21,6 +21,7 @@ from ..types import DeployConfig
 from .context import get_globals, run_command
 from .demo_folder import expected_archive, matches_folder, write_model_folder
 from .errors import EXIT_OK
+from .options import command
 from .output import Output, human_bytes, human_rate
 from .params import BYTE_SIZE
 from .progress import ProgressDisplay, pick_mode
@@ -101,7 +102,9 @@ class _Step:
     detail: str = ""
 
 
-async def _demo(out: Output, root: Path, size: int, job_seconds: float) -> dict[str, Any]:
+async def _demo(
+    out: Output, root: Path, size: int, job_seconds: float, progress: str = "auto"
+) -> dict[str, Any]:
     from ..client import KoreClient
 
     steps: list[_Step] = []
@@ -137,7 +140,7 @@ async def _demo(out: Output, root: Path, size: int, job_seconds: float) -> dict[
             poll_max=1.0,
         ) as kore:
             out.add_secret(emulator.api_key)
-            with ProgressDisplay(out, pick_mode(out)) as display:
+            with ProgressDisplay(out, pick_mode(out, progress)) as display:
                 out.info(
                     "2/6 importing the folder itself: sent as demo-model.tar, generated "
                     "while it uploads (chunked, then processing on the server)"
@@ -214,7 +217,7 @@ def _summary_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.command("demo")
+@command("demo")
 @click.option(
     "--size",
     type=BYTE_SIZE,
@@ -262,7 +265,7 @@ def demo_command(
         root = Path(tempfile.mkdtemp(prefix="kore-models-demo-"))
 
     async def main() -> int:
-        result = await _demo(out, root, size, job_seconds)
+        result = await _demo(out, root, size, job_seconds, g.progress)
         out.result(result, _summary_lines(result))
         return EXIT_OK
 

@@ -37,7 +37,7 @@ from ..errors import JobFailedError, KoreError, UploadError
 from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
-from .journal import Journal, journal_path
+from .journal import Journal, JournalRecord, journal_path
 from .local_state import RunLock, check_writable_dir
 from .plan import ChunkPlan, plan_chunks
 from .progress import Phase, ProgressCallback, ProgressTracker
@@ -95,7 +95,13 @@ async def import_file(
         max_chunk_size=max(settings.max_chunk_size, settings.chunk_size if chunk_size_given else 0),
     )
     tracker = ProgressTracker(on_progress, bytes_total=size, chunks_total=plan.total_chunks)
-    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {plan.chunk_size} B")
+    if plan.chunk_size != settings.chunk_size:
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size raised from {_mib(settings.chunk_size)} to "
+            f"{_mib(plan.chunk_size)} so that the file fits in {settings.max_chunks} chunks",
+        )
+    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {_mib(plan.chunk_size)}")
     try:
         return await _run_import(
             files,
@@ -178,13 +184,23 @@ async def _import_locked(
     file_path = source.path
     fingerprint = await anyio.to_thread.run_sync(source.fingerprint)
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
-    if record is not None and not (
+    live = record is not None and (
         record.host == settings.host
         and record.fingerprint == fingerprint
-        and record.chunk_size == plan.chunk_size
-        and record.total_chunks == plan.total_chunks
         and record.is_adapter == is_adapter
         and (record.dock_status_id is not None or not record.expired(datetime.now(UTC)))
+    )
+    if record is not None and live and record.chunk_size != plan.chunk_size:
+        # a live journal wins over a new chunk size: the chunks on the server stay useful
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size {_mib(plan.chunk_size)} ignored: the upload being resumed "
+            f"uses {_mib(record.chunk_size)} (--no-resume starts over with the new size)",
+        )
+        plan = _replan(plan, record.chunk_size, settings)
+        tracker.update(chunks_total=plan.total_chunks)
+    if record is not None and not (
+        live and record.chunk_size == plan.chunk_size and record.total_chunks == plan.total_chunks
     ):
         log.info(
             "the journal for %s does not match (changed file or expired); starting afresh",
@@ -205,6 +221,8 @@ async def _import_locked(
         is_adapter,
     )
     chunks_resumed = len(record.acknowledged) if record else 0
+    if record is not None:
+        tracker.phase(Phase.PLANNING, message=_resume_note(record, plan))
     job: JobDocument | None = None
     if record is not None and record.dock_status_id is not None:
         job = JobDocument.model_validate(
@@ -277,4 +295,33 @@ async def _import_locked(
         seconds=time.monotonic() - started,
         resumed=resumed,
         job=final,
+    )
+
+
+def _mib(count: int) -> str:
+    """A chunk size in binary units, as the CLI prints sizes: ``16 MiB``, ``256 KiB``."""
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count / 2**20:.2f} MiB" if count >= 2**20 else f"{count} B"
+
+
+def _replan(plan: ChunkPlan, chunk_size: int, settings: Settings) -> ChunkPlan:
+    """``plan``'s file cut into ``chunk_size`` chunks (the size of a journal being resumed)."""
+    return plan_chunks(
+        plan.file_size,
+        chunk_size,
+        max_chunks=max(settings.max_chunks, -(-plan.file_size // chunk_size)),
+        max_chunk_size=max(settings.max_chunk_size, chunk_size),
+    )
+
+
+def _resume_note(record: JournalRecord, plan: ChunkPlan) -> str:
+    """``resuming: 12 of 40 chunks already on the server (session s-1 expires ...)``."""
+    if record.dock_status_id is not None:
+        return f"resuming: the upload was completed; awaiting job {record.dock_status_id}"
+    expiry = f", session expires {record.expires_at}" if record.expires_at else ""
+    return (
+        f"resuming: {len(record.acknowledged)} of {plan.total_chunks} chunks already on the "
+        f"server (session {record.session_id}{expiry})"
     )
