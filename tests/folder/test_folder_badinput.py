@@ -15,6 +15,7 @@ import pytest
 from kore_models.errors import LocalFileError
 from kore_models.transfer import folder as folder_module
 from kore_models.transfer.folder import FolderFilter, list_folder, name_problem
+from kore_models.transfer.source import prepare_source
 from tests.support.folders import write_tree
 
 NOBODY = 65534
@@ -258,3 +259,13 @@ def test_an_unreadable_entry_is_refused(shared_dir: Path, what: str) -> None:
         else ": secret/w.bin cannot be read (Permission denied)"
     )
     assert expected in message, message
+
+
+def test_a_folder_whose_own_name_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    root = os.fsencode(tmp_path) + b"/mod\xe8le"
+    write_tree(Path(os.fsdecode(root)), {"config.json": b"{}"})
+    with pytest.raises(LocalFileError) as caught:
+        prepare_source(Path(os.fsdecode(root)))
+    assert str(caught.value).endswith(
+        r"mod\xe8le: the folder has a name that is not valid UTF-8 (rename it)"
+    )

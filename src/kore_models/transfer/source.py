@@ -159,11 +159,10 @@ def prepare_source(
         stat_module.S_ISDIR(info.st_mode)
         or (stat_module.S_ISLNK(info.st_mode) and os.path.isdir(path))
     ):
+        stem = _tar_stem(path)
         rules = FolderFilter(exclude, include, default_excludes=default_excludes)
         archive = TarArchive(list_folder(path, rules))
-        return UploadSource(
-            path, f"{_tar_stem(path)}.tar", "tar", archive.size, archive=archive, rules=rules
-        )
+        return UploadSource(path, f"{stem}.tar", "tar", archive.size, archive=archive, rules=rules)
     size = check_local_file(path)
     suffix = path.suffix.lower()
     if as_tar:
@@ -179,7 +178,11 @@ def prepare_source(
 
 
 def _tar_stem(path: Path) -> str:
+    """The folder's own name, which names the upload; it must be sendable as text."""
     name = Path(os.path.abspath(path)).name
+    problem = name_problem(os.fsencode(name)) if name else None
+    if problem:
+        raise LocalFileError(f"{display_path(str(path))}: the folder {problem}")
     return name or "folder"
 
 
