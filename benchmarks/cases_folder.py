@@ -48,7 +48,8 @@ RATIO_FLOOR = 0.9
 RSS_CEILING_MIB = 100
 _CHILD = """
 import json, sys, time
-from kore_models.transfer.folder import fingerprint_listing, list_folder
+from kore_models.transfer.folder import list_folder
+from kore_models.transfer.listing_changes import fingerprint_listing
 from kore_models.transfer.tarstream import TarArchive
 started = time.perf_counter()
 listing = list_folder(sys.argv[1])

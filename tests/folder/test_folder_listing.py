@@ -8,12 +8,8 @@ from pathlib import Path
 import pytest
 
 from kore_models.errors import ConfigurationError, LocalFileError
-from kore_models.transfer.folder import (
-    FolderFilter,
-    FolderListing,
-    fingerprint_listing,
-    list_folder,
-)
+from kore_models.transfer.folder import FolderFilter, FolderListing, list_folder
+from kore_models.transfer.listing_changes import fingerprint_listing
 from tests.support.folders import (
     FIXED_MTIME_NS,
     LONG_DIR,

@@ -1,4 +1,4 @@
-"""A model folder's sorted, validated listing, its gitignore-style filter and its fingerprint.
+"""A model folder's sorted, validated listing and its gitignore-style filter.
 
 How it works: :func:`list_folder` walks the folder once, depth first, with each directory's
 names sorted by their UTF-8 bytes, so the listing (and the tar built from it) does not
@@ -6,8 +6,9 @@ depend on the order the file system returns names in. Every kept entry is checke
 any request is sent: only regular files and directories; a symlink is followed only when
 it resolves inside the folder (to a file, or to a directory that is not one of its own
 ancestors); each regular file is opened and its first block read, which proves it is
-readable and feeds the fingerprint. A file with more than one hard link is refused: the
-archive would store it twice and an edit through its other name would go unseen here.
+readable and feeds the fingerprint (:mod:`.listing_changes`). A file with more than one
+hard link is refused: two names inside the folder would store its bytes twice, and tar's
+hard-link entries are not something the import API documents accepting.
 All problems found are reported together in one :class:`LocalFileError` naming each path.
 Entries the filter excludes are never checked, so a ``.git/`` folder full of sockets or
 hard links does not stop an import.
@@ -15,17 +16,16 @@ hard links does not stop an import.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat as stat_module
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
 
-from ..errors import ConfigurationError, FileChangedError, LocalFileError
+from ..errors import ConfigurationError, LocalFileError
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -34,7 +34,6 @@ __all__ = [
     "FolderFilter",
     "FolderListing",
     "display_path",
-    "fingerprint_listing",
     "list_folder",
     "name_problem",
 ]
@@ -52,8 +51,6 @@ MAX_NAME_BYTES = 255
 """The longest file name (one path component) most file systems accept."""
 
 _HEAD_BYTES = 4096
-_SPREAD_SAMPLES = 16
-_SPREAD_BLOCK = 64 * 1024
 _MAX_PROBLEMS_SHOWN = 20
 
 
@@ -354,64 +351,3 @@ def _kind(mode: int) -> str:
     if stat_module.S_ISCHR(mode) or stat_module.S_ISBLK(mode):
         return "a device"
     return "not a regular file"
-
-
-def fingerprint_listing(listing: FolderListing) -> str:
-    """A SHA-256 hex digest of the listing and sampled content (blocking: use a thread).
-
-    It covers every entry's path, kind, size, mode and mtime, a CRC-32 of the first 4 KiB
-    of every file (read while listing: a CRC costs a fraction of a SHA-256's set-up per
-    file and is ample against accidental edits), and 16 blocks of 64 KiB spread evenly
-    over all the files' bytes together, so the biggest shards are sampled in their middle.
-    """
-    digest = hashlib.sha256()
-    for entry in listing.entries:
-        record = "\0".join(
-            (
-                "d" if entry.is_dir else "f",
-                entry.path,
-                str(entry.size),
-                oct(entry.mode),
-                str(entry.mtime_ns),
-                str(entry.head_crc32),
-            )
-        )
-        digest.update(record.encode("utf-8", "surrogateescape") + b"\n")
-    for sample in _spread_samples(listing.files):
-        digest.update(sample)
-    return digest.hexdigest()
-
-
-def _spread_samples(files: Sequence[FolderEntry]) -> Iterable[bytes]:
-    """Blocks at evenly spaced offsets of the files' bytes laid end to end."""
-    total = sum(entry.size for entry in files)
-    if total == 0:
-        return
-    step = max(1, total // _SPREAD_SAMPLES)
-    targets = iter(range(step // 2, total, step))
-    target = next(targets, None)
-    start = 0
-    for entry in files:
-        end = start + entry.size
-        offsets: list[int] = []
-        while target is not None and target < end:
-            offsets.append(target - start)
-            target = next(targets, None)
-        if offsets:
-            yield from _read_blocks(entry, offsets)
-        start = end
-
-
-def _read_blocks(entry: FolderEntry, offsets: list[int]) -> Iterable[bytes]:
-    try:
-        fd = os.open(entry.source, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise FileChangedError(
-            f"{display_path(entry.source)}: can no longer be read ({exc.strerror or exc}); "
-            "the folder changed"
-        ) from None
-    try:
-        for offset in offsets:
-            yield os.pread(fd, _SPREAD_BLOCK, offset)
-    finally:
-        os.close(fd)

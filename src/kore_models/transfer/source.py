@@ -25,11 +25,11 @@ from .folder import (
     FolderFilter,
     FolderListing,
     display_path,
-    fingerprint_listing,
     list_folder,
     name_problem,
 )
 from .journal import Fingerprint, fingerprint_file
+from .listing_changes import describe_changes, fingerprint_listing
 from .localfile import check_local_file, file_extension
 from .plan import Chunk
 from .tarstream import TarArchive
@@ -123,23 +123,6 @@ def _relist(before: FolderListing, rules: FolderFilter | None) -> FolderListing:
     if rules is None:  # a lone file sent as a one-member tar
         return _single_file_listing(Path(before.entries[0].source))
     return list_folder(before.root, rules)
-
-
-def describe_changes(before: Iterable[FolderEntry], after: Iterable[FolderEntry]) -> str:
-    """``added a, b; removed c; changed d`` (a few names each) between two listings."""
-    old = {entry.path: entry for entry in before}
-    new = {entry.path: entry for entry in after}
-    parts = []
-    for verb, names in (
-        ("added", [p for p in new if p not in old]),
-        ("removed", [p for p in old if p not in new]),
-        ("changed", [p for p in new if p in old and new[p] != old[p]]),
-    ):
-        if names:
-            shown = ", ".join(display_path(name) for name in names[:5])
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            parts.append(f"{verb} {shown}{more}")
-    return "; ".join(parts) or "sampled content changed"
 
 
 def prepare_source(
