@@ -74,7 +74,7 @@ def _rate_after(samples: list[tuple[float, int]], skip: float) -> float | None:
 
 async def _import(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.path)
-    size = await asyncio.to_thread(lambda: path.stat().st_size)
+    size = await asyncio.to_thread(lambda: path.stat().st_size)  # a folder: its tar, below
     ticker = Ticker() if args.lag else None
     tick_task = asyncio.create_task(ticker.run()) if ticker else None
     sampler = StallSampler() if args.stalls else None
@@ -102,7 +102,7 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
             result = await kore.models.import_file(
                 path, chunk_size=args.chunk_size, resume=False, on_progress=sample
             )
-            status, model_id = result.status, result.model_id
+            status, model_id, size = result.status, result.model_id, result.bytes
             controller = kore.pacer.controller
             pacing = {
                 "peak_concurrency": result.peak_concurrency,

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "_urls": 2,
     "results": 3,
     "_retry": 4,
+    "_pace": 4,
     "_network": 4,
     "_body": 5,
     "_http": 5,

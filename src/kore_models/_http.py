@@ -16,9 +16,8 @@ import json
 import logging
 import zlib
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -30,6 +29,7 @@ from ._encoding import (
     UnsupportedEncodingError,
     read_error_text,
 )
+from ._pace import PacedAttempts, RequestPacing
 from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
 from ._urls import display_url, redirect_target, scrubbed, url_secrets
 from .errors import (
@@ -47,8 +47,6 @@ from .settings import Settings
 __all__ = [
     "ApiResponse",
     "BodyFactory",
-    "PacedTicket",
-    "RequestPacing",
     "Transport",
     "encode_segment",
     "same_origin",
@@ -60,22 +58,6 @@ BodyFactory = Callable[[], tuple[Any, Any]]
 """Called once per attempt: returns ``(aiohttp data, payload to check for errors or None)``."""
 
 _FORBIDDEN_SEGMENTS = {"", ".", ".."}
-
-
-class PacedTicket(Protocol):
-    """A held request slot; ``add`` reports the bytes the request moved."""
-
-    def add(self, count: int) -> None: ...
-
-
-class RequestPacing(Protocol):
-    """What the transport needs of a client's pacing (kore_models.transfer.pacing.Pacer)."""
-
-    def slot(self, *, honour_pause: bool = True) -> AbstractAsyncContextManager[PacedTicket]: ...
-
-    async def wait_until_open(self) -> None: ...
-
-    def pause(self, seconds: float, reason: str, source: BaseException | None = None) -> None: ...
 
 
 def encode_segment(value: str, *, what: str) -> str:
@@ -237,39 +219,21 @@ class Transport:
     ) -> ApiResponse:
         """Send one API call (retried per the rulebook) and return its parsed JSON.
 
-        Every attempt waits while the client is paused by a server's Retry-After (and a
-        Retry-After met here pauses the whole client). With ``pace`` each attempt also
-        holds one of its concurrency slots and, on success, counts ``pace_bytes`` as goodput.
+        Attempts are paced by the client (:class:`~._pace.PacedAttempts`): the Retry-After
+        pause always, and with ``pace`` a concurrency slot counting ``pace_bytes``.
         """
         url = self.url_for(segments)
-        # The attempt after this call's own Retry-After wait does not wait again at the
-        # client's pause gate: the gate holds back the client's other, new requests.
-        waited_out = False
+        paced = PacedAttempts(self.pacing, pace, pace_bytes)
 
         async def attempt() -> ApiResponse:
-            nonlocal waited_out
-            honour_pause, waited_out = not waited_out, False
-            if pace is not None:
-                async with pace.slot(honour_pause=honour_pause) as ticket:
-                    response = await self._send_once(method, url, json_body, params, body)
-                    ticket.add(pace_bytes)
-                    return response
-            if self.pacing is not None and honour_pause:
-                await self.pacing.wait_until_open()
-            return await self._send_once(method, url, json_body, params, body)
-
-        def pause_client(seconds: float, error: BaseException) -> None:
-            nonlocal waited_out
-            waited_out = True
-            if self.pacing is not None:
-                self.pacing.pause(seconds, "Retry-After", error)
+            return await paced.run(lambda: self._send_once(method, url, json_body, params, body))
 
         return await call_with_retry(
             attempt,
             self.policy,
             budget=budget,
             on_retry=on_retry,
-            on_retry_after=pause_client,
+            on_retry_after=paced.paused,
             retry=retry,
             describe=f"{method} {url}",
         )

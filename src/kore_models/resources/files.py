@@ -8,7 +8,8 @@ from aiohttp.payload import BytesPayload
 from pydantic import ValidationError
 
 from .._body import FileSlice, FileSlicePayload, build_chunk_form
-from .._http import RequestPacing, Transport, encode_segment
+from .._http import Transport, encode_segment
+from .._pace import RequestPacing
 from .._retry import RetryBudget
 from ..errors import ConfigurationError, format_validation_error
 from ..types import ChunkAccepted, JobDocument, SessionStarted, StartSessionRequest
