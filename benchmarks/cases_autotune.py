@@ -15,6 +15,7 @@ trips. The sizes are in each figure's notes.
 from __future__ import annotations
 
 import collections
+import json
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,8 +149,11 @@ def _one(ctx: Context, emu: Emulator, profile: Profile, setting: str) -> dict[st
 def _profile_figures(profile: Profile) -> list[Figure]:
     best_setting = max((str(c) for c in FIXED), key=profile.median)
     reps = len(profile.mbps("auto"))
-    vs_best = [a / statistics.median(profile.mbps(best_setting)) for a in profile.mbps("auto")]
-    vs_8 = [a / f for a, f in zip(profile.mbps("auto"), profile.mbps("8"), strict=False)][:reps]
+    best = statistics.median(profile.mbps(best_setting))
+    vs_best = [a / best for a in profile.mbps("auto")] if best > 0 else []
+    pairs = list(zip(profile.mbps("auto"), profile.mbps("8"), strict=False))[:reps]
+    vs_8 = [a / f for a, f in pairs if f > 0]
+    eight_failed = any(f == 0 for _, f in pairs)
     table = ", ".join(f"{k} {profile.median(k):.0f}" for k in SETTINGS)
     failed = sorted(
         {k for k in SETTINGS for r in profile.results.get(k, []) if r.get("failed")}, key=len
@@ -170,7 +174,9 @@ def _profile_figures(profile: Profile) -> list[Figure]:
         ),
         Figure(
             "9", f"P{profile.key}: auto / fixed 8", "x", vs_8, ">= 0.95 (never below fixed 8)",
-            at_least(vs_8, 0.95), "same repetition; 5 % allowed for the noise of a shared machine",
+            at_least(vs_8, 0.95) or (eight_failed and not vs_8),
+            "same repetition; 5 % allowed for the noise of a shared machine"
+            + ("; fixed 8 failed (retries exhausted) in some runs" if eight_failed else ""),
         ),
     ]  # fmt: skip
     if profile.key == "4":
@@ -236,6 +242,10 @@ def run(ctx: Context) -> list[Figure]:
                         for site, ms in result["stall_sites"]:
                             stall_sites[site] += ms
                         rss.append(result["rss"] / MiB)
+        raw = ctx.out_dir / ("quick-autotune-raw.json" if ctx.quick else "autotune-raw.json")
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        done = {p.key: p.results for p in profiles if p.results}
+        raw.write_text(json.dumps(done, indent=1, default=str))
         figures.extend(_profile_figures(profile))
     loopback = profiles[0].mbps("auto")
     figures.append(
