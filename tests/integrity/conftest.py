@@ -5,6 +5,7 @@ Helpers are handed out through fixtures (no test module imports this file).
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -45,3 +46,35 @@ def sha256sum() -> Callable[[Path], str]:
         return output.stdout.split()[0]
 
     return run
+
+
+def _readonly_command(target: Path, argv: list[str]) -> list[str]:
+    """``argv`` run where ``target`` (a file or folder) is on a read-only mount.
+
+    As root, permissions do not stop writes, so the command runs in its own mount
+    namespace (``unshare -m``) with ``target`` bind-mounted read-only: a real read-only
+    file system that no other process sees. Otherwise ``chmod`` is enough, and the
+    caller makes ``target`` read-only itself.
+    """
+    if os.geteuid() != 0:
+        return argv
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is needed to make a read-only mount as root")
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(target), "true"],
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a read-only mount here: {probe.stderr.decode().strip()}")
+    return ["unshare", "-m", "sh", "-c", script, "sh", str(target), *argv]
+
+
+ReadonlyCommand = Callable[[Path, list[str]], list[str]]
+
+
+@pytest.fixture
+def readonly_command() -> ReadonlyCommand:
+    """Wraps a command so that it runs with a path on a read-only mount (see above)."""
+    return _readonly_command
