@@ -1,18 +1,33 @@
-"""Fixtures of the integrity suite: files of exact sizes, and the real ``sha256sum``.
+"""Fixtures of the integrity suite: an emulator on loopback, files, and the real ``sha256sum``.
+
+- ``emu``: a running in-process emulator on 127.0.0.1 (jobs finish at once).
+- ``clients``: builds ``KoreClient`` objects bound to it (small chunks, no retry sleeps,
+  fast polls, ``state_dir=tmp_path/"state"``); closed at teardown.
+- ``write_file``: seeded random bytes of an exact size; ``write_tar``: a valid tar of
+  an exact size (the emulator's import job accepts it).
 
 Helpers are handed out through fixtures (no test module imports this file).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
 import subprocess
-from collections.abc import Callable
+import tarfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from kore_models import KoreClient
+from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
+
+KEY = "kg-integrity-test-key-0123456789"
+CHUNK = 64 * 1024
 
 FileFactory = Callable[[int], Path]
 
@@ -32,6 +47,66 @@ def write_file(tmp_path: Path) -> FileFactory:
         return path
 
     return write
+
+
+@pytest.fixture
+def write_tar(tmp_path: Path) -> FileFactory:
+    """Writes a valid tar archive of an exact size (>= 1 KiB): one header, random bytes."""
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    count = 0
+
+    def write(size: int) -> Path:
+        nonlocal count
+        count += 1
+        info = tarfile.TarInfo("model/weights.bin")
+        info.size = size - 1024
+        header = info.tobuf(format=tarfile.USTAR_FORMAT)
+        data = header + random.Random(size + count).randbytes(size - len(header))
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            assert archive.next() is not None
+        path = folder / f"model-{count}.tar"
+        path.write_bytes(data)
+        return path
+
+    return write
+
+
+@pytest.fixture
+async def emu(tmp_path: Path) -> AsyncIterator[RunningEmulator]:
+    config = EmulatorConfig(api_key=KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
+    async with run_emulator(config) as server:
+        yield server
+
+
+ClientFactory = Callable[..., KoreClient]
+
+
+@pytest.fixture
+async def clients(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[ClientFactory]:
+    made: list[KoreClient] = []
+
+    def build(**overrides: Any) -> KoreClient:
+        options: dict[str, Any] = {
+            "host": emu.url,
+            "api_key": KEY,
+            "state_dir": tmp_path / "state",
+            "retry_sleeps": False,
+            "chunk_size": CHUNK,
+            "concurrency": 4,
+            "read_block_size": 16 * 1024,
+            "poll_initial": 0.02,
+            "poll_max": 0.1,
+            "poll_min_interval": 0.02,
+            **overrides,
+        }
+        client = KoreClient(**options)
+        made.append(client)
+        return client
+
+    yield build
+    for client in made:
+        await client.aclose()
 
 
 @pytest.fixture

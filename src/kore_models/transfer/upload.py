@@ -236,7 +236,7 @@ async def _run_import(
             journal.discard()
             raise
         journal.discard()
-    elif not wait:
+    else:  # --no-wait, or a completion without a job id: nothing is left to resume
         journal.discard()
     tracker.phase(Phase.DONE, job_status=final.status if final else None)
     return ImportResult(

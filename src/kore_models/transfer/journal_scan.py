@@ -1,0 +1,165 @@
+"""Listing and cleaning the resume journals of unfinished imports in a state directory.
+
+A journal is written when an import starts its upload session and removed when the import
+ends (the job succeeded or failed, or ``--no-wait`` returned). What stays behind belongs
+to an import that was interrupted: it is *resumable* (run the same import again), *waiting*
+for a job the upload already started, or worth removing: *expired* (the server has
+forgotten its session), *stale* (the file is gone or changed, so a rerun starts afresh
+anyway) or *unreadable* (set aside as ``*.corrupt``, or not a journal at all). Temporary
+files of an atomic write that a killed process left behind count as unreadable once they
+are an hour old.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError, LocalStorageError
+from .journal import JournalRecord, fingerprint_file
+
+__all__ = ["JournalInfo", "JournalState", "clean_journals", "scan_journals"]
+
+TEMPORARY_AGE = 3600.0
+"""Seconds after which an atomic write's temporary file is surely abandoned."""
+
+
+class JournalState(StrEnum):
+    """What an unfinished import's journal is good for."""
+
+    RESUMABLE = "resumable"
+    WAITING = "waiting"
+    EXPIRED = "expired"
+    STALE = "stale"
+    UNREADABLE = "unreadable"
+
+    @property
+    def removable(self) -> bool:
+        """Whether ``journals --clean`` removes journals in this state."""
+        return self in (JournalState.EXPIRED, JournalState.STALE, JournalState.UNREADABLE)
+
+
+@dataclass(frozen=True)
+class JournalInfo:
+    """One journal file and what it says."""
+
+    journal: Path
+    state: JournalState
+    reason: str
+    file_path: str | None = None
+    host: str | None = None
+    acknowledged: int | None = None
+    total_chunks: int | None = None
+    expires_at: str | None = None
+    session_id: str | None = None
+    dock_status_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase object ``journals --json`` prints."""
+        return {
+            "journal": str(self.journal),
+            "state": str(self.state),
+            "reason": self.reason,
+            "path": self.file_path,
+            "host": self.host,
+            "chunksAcknowledged": self.acknowledged,
+            "chunksTotal": self.total_chunks,
+            "sessionExpiresAt": self.expires_at,
+            "sessionId": self.session_id,
+            "dockStatusId": self.dock_status_id,
+        }
+
+
+def _state_of(record: JournalRecord, now: datetime) -> tuple[JournalState, str]:
+    if record.dock_status_id is not None:
+        return JournalState.WAITING, f"uploaded; job {record.dock_status_id} not yet awaited"
+    path = Path(record.file_path)
+    try:
+        fingerprint = fingerprint_file(path)
+    except FileNotFoundError:
+        return JournalState.STALE, "the file no longer exists"
+    except OSError as exc:
+        return JournalState.STALE, f"the file cannot be read ({exc.strerror or exc})"
+    if fingerprint != record.fingerprint:
+        return JournalState.STALE, "the file changed since the upload started"
+    if record.expired(now, margin_seconds=0):
+        return JournalState.EXPIRED, "the upload session has expired on the server"
+    return JournalState.RESUMABLE, "run the same import again to resume it"
+
+
+def _inspect(journal: Path, now: datetime) -> JournalInfo:
+    if journal.suffix != ".json":
+        return JournalInfo(journal, JournalState.UNREADABLE, "set aside as unreadable")
+    try:
+        record = JournalRecord.from_json(json.loads(journal.read_bytes().decode("utf-8")))
+    except (OSError, ValueError, RecursionError, JournalError) as exc:
+        return JournalInfo(journal, JournalState.UNREADABLE, f"not a usable journal ({exc})")
+    state, reason = _state_of(record, now)
+    return JournalInfo(
+        journal,
+        state,
+        reason,
+        file_path=record.file_path,
+        host=record.host,
+        acknowledged=len(record.acknowledged),
+        total_chunks=record.total_chunks,
+        expires_at=record.expires_at,
+        session_id=record.session_id,
+        dock_status_id=record.dock_status_id,
+    )
+
+
+def scan_journals(
+    state_dir: Path, *, now: datetime | None = None, wall_clock: float | None = None
+) -> list[JournalInfo]:
+    """Every journal under ``state_dir`` (blocking: call it in a thread), sorted by path.
+
+    ``now`` (UTC) decides session expiry and ``wall_clock`` (epoch seconds) the age of
+    temporary files; both default to the current time.
+    """
+    folder = state_dir / "journals"
+    moment = now or datetime.now(UTC)
+    epoch = time.time() if wall_clock is None else wall_clock
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    found: list[JournalInfo] = []
+    for name in names:
+        path = folder / name
+        if name.startswith(".") and name.endswith(".tmp"):
+            try:
+                age = epoch - path.stat().st_mtime
+            except OSError:
+                continue
+            if age >= TEMPORARY_AGE:
+                reason = "an abandoned temporary file of a journal write"
+                found.append(JournalInfo(path, JournalState.UNREADABLE, reason))
+            continue
+        if name.endswith((".json", ".corrupt")) and path.is_file():
+            found.append(_inspect(path, moment))
+    return found
+
+
+def clean_journals(journals: list[JournalInfo]) -> list[JournalInfo]:
+    """Remove the removable journals (blocking); return the ones actually removed."""
+    removed: list[JournalInfo] = []
+    for info in journals:
+        if not info.state.removable:
+            continue
+        try:
+            info.journal.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise LocalStorageError(
+                f"cannot remove the journal {info.journal}: {exc.strerror or exc}"
+            ) from None
+        removed.append(info)
+    return removed

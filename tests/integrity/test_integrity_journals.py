@@ -1,0 +1,200 @@
+"""Finished imports leave no journal; ``journals`` lists the unfinished ones and cleans up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+
+from kore_models.cli import cli
+from kore_models.emulator import RunningEmulator
+from kore_models.errors import JobFailedError
+from kore_models.transfer.journal import Journal, JournalRecord, fingerprint_file, journal_path
+from kore_models.transfer.progress import ProgressEvent
+from kore_models.types import JobDocument
+
+if TYPE_CHECKING:
+    from conftest import ClientFactory
+
+CHUNK = 64 * 1024
+
+
+def journals_in(state: Path) -> list[str]:
+    folder = state / "journals"
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+async def test_a_successful_and_a_failed_import_leave_no_journal(
+    clients: ClientFactory, write_tar: Callable[[int], Path], tmp_path: Path
+) -> None:
+    kore = clients()
+    good = write_tar(5 * CHUNK + 10)
+    await kore.models.import_file(good)
+    assert journals_in(tmp_path / "state") == []
+    not_a_tar = tmp_path / "broken.tar"
+    not_a_tar.write_bytes(b"\x01" * (3 * CHUNK))
+    with pytest.raises(JobFailedError):
+        await kore.models.import_file(not_a_tar)
+    assert journals_in(tmp_path / "state") == []
+
+
+async def test_a_complete_without_a_job_id_leaves_no_journal(
+    clients: ClientFactory,
+    write_tar: Callable[[int], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The session is completed, so nothing is left to resume: the journal must go."""
+    kore = clients()
+    complete = kore.files.complete
+
+    async def complete_without_job_id(session_id: str) -> JobDocument:
+        job = await complete(session_id)
+        return job.model_copy(update={"dock_status_id": None})
+
+    monkeypatch.setattr(kore.files, "complete", complete_without_job_id)
+    result = await kore.models.import_file(write_tar(3 * CHUNK))
+    assert result.dock_status_id is None
+    assert journals_in(tmp_path / "state") == []
+
+
+async def interrupted_import(clients: ClientFactory, emu: RunningEmulator, source: Path) -> None:
+    """Cancel an import once two chunks are acknowledged (the emulator is slowed down)."""
+    async with aiohttp.ClientSession() as http:
+        url = f"{emu.url}/_emulator/config"
+        async with http.patch(url, json={"throughput_bytes_per_second": 1_000_000}) as r:
+            assert r.status == 200
+    reached = asyncio.Event()
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.chunks_done >= 2:
+            reached.set()
+
+    task = asyncio.create_task(
+        clients().models.import_file(source, on_progress=on_progress, concurrency=2)
+    )
+    waiter = asyncio.create_task(reached.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    assert not task.done(), "the import ended before it could be interrupted"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def plant(state: Path, host: str, source: Path, **changes: Any) -> Path:
+    """Write a journal for ``source`` as an interrupted import would have."""
+    values: dict[str, Any] = {
+        "host": host,
+        "file_path": str(source.resolve()),
+        "fingerprint": fingerprint_file(source),
+        "chunk_size": CHUNK,
+        "total_chunks": 4,
+        "is_adapter": False,
+        "session_id": "s-planted",
+        "acknowledged": {0, 1},
+        "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        **changes,
+    }
+    journal = Journal(journal_path(state, host, source))
+    journal.record = JournalRecord(**values)
+    journal.save_now()
+    return journal.path
+
+
+async def run_journals(state: Path, *args: str) -> dict[str, Any]:
+    """``kore-models journals --json`` (in a thread: the CLI runs its own event loop)."""
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["journals", "--json", *args], env={"KORE_STATE_DIR": str(state)}
+    )
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+async def test_journals_lists_unfinished_imports_and_clean_removes_the_useless_ones(
+    clients: ClientFactory,
+    emu: RunningEmulator,
+    write_tar: Callable[[int], Path],
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    interrupted = write_tar(12 * CHUNK)
+    await interrupted_import(clients, emu, interrupted)
+    gone = write_tar(4 * CHUNK)
+    changed = write_tar(4 * CHUNK)
+    expired = write_tar(4 * CHUNK)
+    waiting = write_tar(4 * CHUNK)
+    planted = {
+        "gone": plant(state, emu.url, gone),
+        "changed": plant(state, emu.url, changed),
+        "expired": plant(state, emu.url, expired, expires_at="2020-01-01T00:00:00Z"),
+        "waiting": plant(state, emu.url, waiting, dock_status_id="ds-1", acknowledged={0, 1, 2, 3}),
+    }
+    gone.unlink()
+    changed.write_bytes(b"x" * (4 * CHUNK + 1))
+    folder = state / "journals"
+    (folder / "0123.corrupt").write_text("{broken")
+    (folder / "4567.json").write_text('{"version": 1, "host": 1e999999}')
+    old_tmp = folder / ".abc.json.1234.tmp"
+    old_tmp.write_text("{")
+    an_hour_ago = time.time() - 3700
+    os.utime(old_tmp, (an_hour_ago, an_hour_ago))
+    fresh_tmp = folder / ".def.json.5678.tmp"  # a write in progress right now: kept
+    fresh_tmp.write_text("{")
+
+    listed = await run_journals(state)
+    by_path = {j["path"]: j for j in listed["journals"] if j["path"]}
+    live = by_path[str(interrupted.resolve())]
+    assert live["state"] == "resumable"
+    assert live["host"] == emu.url
+    assert 2 <= live["chunksAcknowledged"] < live["chunksTotal"] == 12
+    assert live["sessionExpiresAt"]
+    assert by_path[str(gone.resolve())]["state"] == "stale"
+    assert by_path[str(changed.resolve())]["state"] == "stale"
+    assert by_path[str(expired.resolve())]["state"] == "expired"
+    assert by_path[str(waiting.resolve())]["state"] == "waiting"
+    unreadable = sorted(Path(j["journal"]).name for j in listed["journals"] if not j["path"])
+    assert unreadable == [".abc.json.1234.tmp", "0123.corrupt", "4567.json"]
+    assert listed["removed"] == []
+
+    cleaned = await run_journals(state, "--clean")
+    removed = {Path(j["journal"]).name for j in cleaned["removed"]}
+    assert removed == {
+        planted["gone"].name,
+        planted["changed"].name,
+        planted["expired"].name,
+        ".abc.json.1234.tmp",
+        "0123.corrupt",
+        "4567.json",
+    }
+    left = journals_in(state)
+    assert sorted(left) == sorted(
+        [
+            journal_path(state, emu.url, interrupted).name,
+            planted["waiting"].name,
+            fresh_tmp.name,
+        ]
+    )
+    # the kept journal still resumes: the rerun sends only the missing chunks
+    async with aiohttp.ClientSession() as http:
+        url = f"{emu.url}/_emulator/config"
+        async with http.patch(url, json={"throughput_bytes_per_second": None}) as r:
+            assert r.status == 200
+    result = await clients().models.import_file(interrupted)
+    assert result.resumed
+    assert result.chunks_resumed == live["chunksAcknowledged"]
+
+
+def test_journals_without_a_state_folder_says_so(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["journals"], env={"KORE_STATE_DIR": str(tmp_path / "none")})
+    assert result.exit_code == 0
+    assert "no unfinished imports" in result.stdout
