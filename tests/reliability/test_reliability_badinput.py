@@ -18,21 +18,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
-from reliability_support import (
-    API_KEY,
-    EmulatorProcess,
-    FakeServer,
-    assert_one_clean_error_line,
-    cli_env,
-    files_under,
-    free_port,
-    json_response,
-    make_model_tar,
-    run_cli,
-    sha256_of,
-    start_cli,
-    wait_until,
-)
 
 from kore_models import KoreClient
 from kore_models.cli import cli
@@ -44,6 +29,20 @@ from kore_models.errors import (
     ServerError,
 )
 from kore_models.transfer.journal import journal_path
+from tests.support.reliability import (
+    API_KEY,
+    EmulatorProcess,
+    FakeServer,
+    assert_one_clean_error_line,
+    cli_env,
+    files_under,
+    json_response,
+    make_model_tar,
+    run_cli,
+    sha256_of,
+    start_cli,
+    wait_until,
+)
 
 MiB = 1024 * 1024
 WRONG_KEY = "kg-wrong-key-for-reliability-4242"
@@ -60,7 +59,7 @@ DEPLOY_FIELDS = [
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     """One emulator subprocess for this module (jobs take 0.2 s)."""
     folder = tmp_path_factory.mktemp("badinput-emulator")
-    process = EmulatorProcess(folder / "data", free_port(), "--job-seconds", "0.2")
+    process = EmulatorProcess(folder / "data", "--job-seconds", "0.2", api_key=API_KEY)
     process.start()
     try:
         yield process

@@ -12,7 +12,8 @@ import click
 
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
-from ..transfer.upload import ImportResult, check_local_file
+from ..results import ImportResult
+from ..transfer.localfile import check_local_file
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
@@ -144,7 +145,7 @@ class _Run:
                 on_progress=self.display.track(label),
                 resume=opts.resume,
                 wait=opts.wait,
-                timeout=opts.timeout,
+                job_timeout=opts.timeout,
             )
             row = import_row(entry.path, entry.is_adapter, result)
             if self.state is not None and row["dockStatusId"]:
