@@ -1,12 +1,11 @@
 """Fixtures of the integrity suite: an emulator on loopback, files, and the real ``sha256sum``.
 
-- ``emu``: a running in-process emulator on 127.0.0.1 (jobs finish at once).
+- ``emu``: a running in-process emulator on 127.0.0.1 (jobs finish at once);
+  ``ctl``: its control API (:class:`tests.support.transfer.EmuControl`).
 - ``clients``: builds ``KoreClient`` objects bound to it (small chunks, no retry sleeps,
   fast polls, ``state_dir=tmp_path/"state"``); closed at teardown.
 - ``write_file``: seeded random bytes of an exact size; ``write_tar``: a valid tar of
   an exact size (the emulator's import job accepts it).
-
-Helpers are handed out through fixtures (no test module imports this file).
 """
 
 from __future__ import annotations
@@ -21,13 +20,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from kore_models import KoreClient
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
-
-KEY = "kg-integrity-test-key-0123456789"
-CHUNK = 64 * 1024
+from tests.support.transfer import CHUNK, KEY, ClientFactory, EmuControl
 
 FileFactory = Callable[[int], Path]
 
@@ -79,7 +77,10 @@ async def emu(tmp_path: Path) -> AsyncIterator[RunningEmulator]:
         yield server
 
 
-ClientFactory = Callable[..., KoreClient]
+@pytest.fixture
+async def ctl(emu: RunningEmulator) -> AsyncIterator[EmuControl]:
+    async with aiohttp.ClientSession() as http:
+        yield EmuControl(emu, http)
 
 
 @pytest.fixture

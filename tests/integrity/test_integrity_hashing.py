@@ -174,9 +174,21 @@ async def test_a_source_that_ends_early_is_reported() -> None:
 
 async def test_the_file_source_closes_its_descriptor(write_file: Callable[[int], Path]) -> None:
     path = write_file(3 * BLOCK)
-    before = set(os.listdir("/proc/self/fd"))
-    await sha256_of_file(path, block_size=BLOCK)
-    assert set(os.listdir("/proc/self/fd")) <= before
+    opened: list[int] = []
+
+    class Recording(FileByteSource):
+        def _open(self) -> int:
+            opened.append(super()._open())
+            return opened[-1]
+
+    hasher = TrailingHasher(Recording(path, 3 * BLOCK), block_size=BLOCK, owns_source=True)
+    await hasher.digest()
+    assert len(opened) == 1
+    try:
+        still = os.readlink(f"/proc/self/fd/{opened[0]}")
+    except FileNotFoundError:
+        still = ""
+    assert still != str(path)
 
 
 @given(

@@ -5,27 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import aiohttp
 import pytest
 from click.testing import CliRunner
 
+from kore_models._atomic import write_json_atomically
 from kore_models.cli import cli
 from kore_models.emulator import RunningEmulator
 from kore_models.errors import JobFailedError
-from kore_models.transfer.journal import Journal, JournalRecord, fingerprint_file, journal_path
+from kore_models.transfer.journal import JournalRecord, fingerprint_file, journal_path
 from kore_models.transfer.progress import ProgressEvent
 from kore_models.types import JobDocument
-
-if TYPE_CHECKING:
-    from conftest import ClientFactory
-
-CHUNK = 64 * 1024
+from tests.support.transfer import CHUNK, ClientFactory, EmuControl
 
 
 def journals_in(state: Path) -> list[str]:
@@ -53,13 +51,13 @@ async def test_a_complete_without_a_job_id_leaves_no_journal(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The session is completed, so nothing is left to resume: the journal must go."""
+    """A completion that names no job: the session is done, nothing is left to resume."""
     kore = clients()
     complete = kore.files.complete
 
     async def complete_without_job_id(session_id: str) -> JobDocument:
-        job = await complete(session_id)
-        return job.model_copy(update={"dock_status_id": None})
+        job = await complete(session_id)  # the server completes; its answer names a file
+        return JobDocument.model_validate({"fileId": "f-1", "modelId": job.model_id})
 
     monkeypatch.setattr(kore.files, "complete", complete_without_job_id)
     result = await kore.models.import_file(write_tar(3 * CHUNK))
@@ -67,12 +65,9 @@ async def test_a_complete_without_a_job_id_leaves_no_journal(
     assert journals_in(tmp_path / "state") == []
 
 
-async def interrupted_import(clients: ClientFactory, emu: RunningEmulator, source: Path) -> None:
+async def interrupted_import(clients: ClientFactory, ctl: EmuControl, source: Path) -> None:
     """Cancel an import once two chunks are acknowledged (the emulator is slowed down)."""
-    async with aiohttp.ClientSession() as http:
-        url = f"{emu.url}/_emulator/config"
-        async with http.patch(url, json={"throughput_bytes_per_second": 1_000_000}) as r:
-            assert r.status == 200
+    await ctl.configure(throughput_bytes_per_second=1_000_000)
     reached = asyncio.Event()
 
     def on_progress(event: ProgressEvent) -> None:
@@ -104,31 +99,35 @@ def plant(state: Path, host: str, source: Path, **changes: Any) -> Path:
         "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
         **changes,
     }
-    journal = Journal(journal_path(state, host, source))
-    journal.record = JournalRecord(**values)
-    journal.save_now()
-    return journal.path
+    path = journal_path(state, host, source)
+    write_json_atomically(path, JournalRecord(**values).to_json())
+    return path
 
 
-async def run_journals(state: Path, *args: str) -> dict[str, Any]:
-    """``kore-models journals --json`` (in a thread: the CLI runs its own event loop)."""
-    result = await asyncio.to_thread(
-        CliRunner().invoke, cli, ["journals", "--json", *args], env={"KORE_STATE_DIR": str(state)}
-    )
+def journals_cli(state: Path, *args: str) -> dict[str, Any]:
+    """``kore-models journals --json ARGS`` with ``state`` as the state folder."""
+    env = {"KORE_STATE_DIR": str(state)}
+    result = CliRunner().invoke(cli, ["journals", "--json", *args], env=env)
     assert result.exit_code == 0, result.output
     document: dict[str, Any] = json.loads(result.stdout)
     return document
 
 
+async def run_journals(state: Path, *args: str) -> dict[str, Any]:
+    """:func:`journals_cli` from async code (in a thread: the CLI runs its own loop)."""
+    return await asyncio.to_thread(journals_cli, state, *args)
+
+
 async def test_journals_lists_unfinished_imports_and_clean_removes_the_useless_ones(
     clients: ClientFactory,
     emu: RunningEmulator,
+    ctl: EmuControl,
     write_tar: Callable[[int], Path],
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
     interrupted = write_tar(12 * CHUNK)
-    await interrupted_import(clients, emu, interrupted)
+    await interrupted_import(clients, ctl, interrupted)
     gone = write_tar(4 * CHUNK)
     changed = write_tar(4 * CHUNK)
     expired = write_tar(4 * CHUNK)
@@ -185,10 +184,7 @@ async def test_journals_lists_unfinished_imports_and_clean_removes_the_useless_o
         ]
     )
     # the kept journal still resumes: the rerun sends only the missing chunks
-    async with aiohttp.ClientSession() as http:
-        url = f"{emu.url}/_emulator/config"
-        async with http.patch(url, json={"throughput_bytes_per_second": None}) as r:
-            assert r.status == 200
+    await ctl.configure(throughput_bytes_per_second=None)
     result = await clients().models.import_file(interrupted)
     assert result.resumed
     assert result.chunks_resumed == live["chunksAcknowledged"]
@@ -198,3 +194,43 @@ def test_journals_without_a_state_folder_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["journals"], env={"KORE_STATE_DIR": str(tmp_path / "none")})
     assert result.exit_code == 0
     assert "no unfinished imports" in result.stdout
+
+
+LOCK_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_clean_leaves_a_journal_that_a_running_import_holds(
+    write_tar: Callable[[int], Path], tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    source = write_tar(4 * CHUNK)
+    journal = plant(state, "http://127.0.0.1:9", source)
+    source.write_bytes(b"y" * (4 * CHUNK))  # stale: the file changed under the import
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(journal) + ".lock"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        cleaned = journals_cli(state, "--clean")
+        assert cleaned["removed"] == []
+        assert journal.exists()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    cleaned = journals_cli(state, "--clean")
+    assert [Path(j["journal"]) for j in cleaned["removed"]] == [journal]
+    assert not journal.exists()

@@ -23,8 +23,8 @@ __all__ = ["history_command", "journals_command", "state_dir_from_env"]
 
 def state_dir_from_env() -> Path:
     """The state directory the client would use (``KORE_STATE_DIR`` or the default)."""
-    try:
-        return Settings().state_dir.expanduser()
+    try:  # host and key are placeholders: only the state folder (and its env var) matters
+        return Settings(host="http://127.0.0.1", api_key="unused").state_dir.expanduser()
     except ValidationError as exc:
         raise ConfigurationError(f"invalid settings in the environment: {exc}") from None
 
@@ -108,7 +108,7 @@ def journals_command(ctx: click.Context, clean: bool, json_mode: bool) -> None:
         journals = await anyio.to_thread.run_sync(scan_journals, state_dir)
         removed: list[JournalInfo] = []
         if clean:
-            removed = await anyio.to_thread.run_sync(clean_journals, journals)
+            removed = await clean_journals(journals)
         kept = [j for j in journals if j not in removed]
         lines = [_journal_line(j) for j in kept]
         lines += [f"removed {_journal_line(j)}" for j in removed]

@@ -265,42 +265,47 @@ class TrailingHasher:
         return asyncio.run_coroutine_threadsafe(await_read(), self._loop).result()
 
     def _run(self) -> None:
+        outcome: HashResult | BaseException
+        try:
+            outcome = self._hash_all()
+        except BaseException as exc:
+            outcome = exc
+        if self._owns_source:  # closed before anyone learns the outcome
+            close = getattr(self.source, "close", None)
+            if callable(close):
+                close()
+        if isinstance(outcome, BaseException):
+            self._result.set_exception(outcome)
+        else:
+            self._result.set_result(outcome)
+
+    def _hash_all(self) -> HashResult:
         cpu_start = time.thread_time()
         wall_start = time.monotonic()
-        try:
-            digest = hashlib.sha256()
-            buffer = memoryview(bytearray(self._block_size))
-            position = 0
-            while position < self.size:
-                end = self._wait_for_bytes(position)
-                while position < end:
-                    if self._cancelled:
-                        raise HashCancelled("hashing was stopped before the end of the data")
-                    want = min(self._block_size, end - position)
-                    count = self._read(position, buffer[:want])
-                    if count <= 0:
-                        raise FileChangedError(
-                            f"the data ended at byte {position} of {self.size} while it "
-                            "was being hashed (the file changed?)"
-                        )
-                    digest.update(buffer[:count])
-                    position += count
-                    self.hashed = position
-            result = HashResult(
-                sha256=digest.hexdigest(),
-                size=self.size,
-                cpu_seconds=time.thread_time() - cpu_start,
-                seconds=time.monotonic() - wall_start,
-            )
-        except BaseException as exc:
-            self._result.set_exception(exc)
-        else:
-            self._result.set_result(result)
-        finally:
-            if self._owns_source:
-                close = getattr(self.source, "close", None)
-                if callable(close):
-                    close()
+        digest = hashlib.sha256()
+        buffer = memoryview(bytearray(self._block_size))
+        position = 0
+        while position < self.size:
+            end = self._wait_for_bytes(position)
+            while position < end:
+                if self._cancelled:
+                    raise HashCancelled("hashing was stopped before the end of the data")
+                want = min(self._block_size, end - position)
+                count = self._read(position, buffer[:want])
+                if count <= 0:
+                    raise FileChangedError(
+                        f"the data ended at byte {position} of {self.size} while it "
+                        "was being hashed (the file changed?)"
+                    )
+                digest.update(buffer[:count])
+                position += count
+                self.hashed = position
+        return HashResult(
+            sha256=digest.hexdigest(),
+            size=self.size,
+            cpu_seconds=time.thread_time() - cpu_start,
+            seconds=time.monotonic() - wall_start,
+        )
 
 
 async def sha256_of_source(source: ByteSource, *, block_size: int = HASH_BLOCK) -> HashResult:

@@ -13,6 +13,7 @@ are an hour old.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -21,11 +22,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError, LocalStorageError
+import anyio
+
+from ..errors import JournalError, LocalStorageError, LockedError
 from .journal import JournalRecord, fingerprint_file
+from .local_state import RunLock
 
 __all__ = ["JournalInfo", "JournalState", "clean_journals", "scan_journals"]
 
+MAX_JOURNAL_BYTES = 16 * 1024 * 1024
+"""A journal is a few KiB; anything this large is not one."""
+log = logging.getLogger("kore_models.journals")
 TEMPORARY_AGE = 3600.0
 """Seconds after which an atomic write's temporary file is surely abandoned."""
 
@@ -97,6 +104,8 @@ def _inspect(journal: Path, now: datetime) -> JournalInfo:
     if journal.suffix != ".json":
         return JournalInfo(journal, JournalState.UNREADABLE, "set aside as unreadable")
     try:
+        if journal.stat().st_size > MAX_JOURNAL_BYTES:
+            raise ValueError(f"larger than {MAX_JOURNAL_BYTES} bytes")
         record = JournalRecord.from_json(json.loads(journal.read_bytes().decode("utf-8")))
     except (OSError, ValueError, RecursionError, JournalError) as exc:
         return JournalInfo(journal, JournalState.UNREADABLE, f"not a usable journal ({exc})")
@@ -147,19 +156,37 @@ def scan_journals(
     return found
 
 
-def clean_journals(journals: list[JournalInfo]) -> list[JournalInfo]:
-    """Remove the removable journals (blocking); return the ones actually removed."""
+async def clean_journals(journals: list[JournalInfo]) -> list[JournalInfo]:
+    """Remove the removable journals; return the ones actually removed.
+
+    Each journal is removed under its run lock, so a journal that an import holds right
+    now (say, a file that changed while it uploads) is left to that import.
+    """
     removed: list[JournalInfo] = []
     for info in journals:
         if not info.state.removable:
             continue
         try:
-            info.journal.unlink()
+            if info.journal.suffix == ".json":
+                async with RunLock(info.journal, doing="using this journal"):
+                    await anyio.to_thread.run_sync(_remove, info.journal)
+            else:
+                await anyio.to_thread.run_sync(_remove, info.journal)
+        except LockedError as exc:
+            log.info("kept %s: %s", info.journal, exc)
+            continue
         except FileNotFoundError:
             continue
-        except OSError as exc:
-            raise LocalStorageError(
-                f"cannot remove the journal {info.journal}: {exc.strerror or exc}"
-            ) from None
         removed.append(info)
     return removed
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise LocalStorageError(
+            f"cannot remove the journal {path}: {exc.strerror or exc}"
+        ) from None
