@@ -39,6 +39,7 @@ class ImportResult(_Result):
     seconds: float = Field(description="Wall time of this run")
     resumed: bool = Field(description="True when an earlier run's session was reused")
     job: JobDocument | None = Field(default=None, description="The final job document")
+    sha256: str = Field(description="SHA-256 (hex) of the bytes sent: sha256sum of the file")
 
 
 class DownloadResult(_Result):

@@ -58,6 +58,7 @@ def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, 
         "retries": result.retries,
         "seconds": round(result.seconds, 3),
         "resumed": result.resumed,
+        "sha256": result.sha256,
     }
 
 
@@ -80,7 +81,7 @@ def _human(row: dict[str, Any], label: str) -> str | None:
             f"uploaded {label}: model {row['modelId']}, the server is processing it "
             f"(check: kore-models status {row['dockStatusId']})"
         )
-    return f"{head}, {size} ({rate}{resumed}{retries})"
+    return f"{head}, {size} ({rate}{resumed}{retries}), sha256 {row['sha256']}"
 
 
 class _Run:

@@ -162,6 +162,8 @@ class TrailingHasher:
 
     Call :meth:`start` on the event loop, :meth:`mark_read` for every range the transfer
     read (from any thread), then ``await`` :meth:`digest`. :meth:`cancel` stops it early.
+    As a context manager (``with TrailingHasher(...) as hasher:``) it starts on entry and
+    is cancelled on exit, which does nothing once the digest is done.
     """
 
     def __init__(
@@ -205,6 +207,13 @@ class TrailingHasher:
             self._loop = None
         self._thread = threading.Thread(target=self._run, name="kore-sha256", daemon=True)
         self._thread.start()
+
+    def __enter__(self) -> TrailingHasher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
 
     def mark_read(self, start: int, end: int) -> None:
         """The transfer has read ``[start, end)``: the hasher may read it from the cache."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +116,8 @@ class ChunkSender:
         self.bytes_sent = 0
         self.block_size = settings.block_size_for(concurrency)
         self._flush_wanted = asyncio.Event()
+        self.on_read: Callable[[int, int], None] | None = None
+        """Told each ``(start, end)`` byte range of the file read for sending (the hasher)."""
 
     @property
     def record(self) -> JournalRecord:
@@ -159,6 +161,8 @@ class ChunkSender:
             nonlocal sent
             sent += count
             self.tracker.add_bytes(count)
+            if self.on_read is not None:
+                self.on_read(chunk.offset + sent - count, chunk.offset + sent)
 
         def on_retry(exc: BaseException, wait: float) -> None:
             nonlocal sent

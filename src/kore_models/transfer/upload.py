@@ -33,6 +33,7 @@ from ..errors import FileChangedError, JobFailedError, KoreError, UploadError
 from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
+from .hashing import TrailingHasher
 from .journal import Journal, fingerprint_file, journal_path
 from .local_state import RunLock, check_writable_dir
 from .localfile import check_local_file
@@ -128,20 +129,22 @@ async def _run_import(
         )
     )
     async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
-        return await _import_locked(
-            files,
-            dock_status,
-            settings,
-            file_path,
-            plan,
-            tracker,
-            journal,
-            is_adapter=is_adapter,
-            resume=resume,
-            wait=wait,
-            job_timeout=job_timeout,
-            started=started,
-        )
+        with TrailingHasher.for_file(file_path, plan.file_size) as hasher:
+            return await _import_locked(
+                files,
+                dock_status,
+                settings,
+                file_path,
+                plan,
+                tracker,
+                journal,
+                hasher,
+                is_adapter=is_adapter,
+                resume=resume,
+                wait=wait,
+                job_timeout=job_timeout,
+                started=started,
+            )
 
 
 async def _import_locked(
@@ -152,6 +155,7 @@ async def _import_locked(
     plan: ChunkPlan,
     tracker: ProgressTracker,
     journal: Journal,
+    hasher: TrailingHasher,
     *,
     is_adapter: bool,
     resume: bool,
@@ -159,7 +163,11 @@ async def _import_locked(
     job_timeout: float | None,
     started: float,
 ) -> ImportResult:
-    """Resume or start, send, complete, wait (the journal's lock is held)."""
+    """Resume or start, send, complete, wait (the journal's lock is held).
+
+    ``hasher`` hashes the file in order as the chunks are read (see transfer/hashing.py);
+    its digest is awaited before the file's fingerprint is checked and ``complete`` sent.
+    """
     size = plan.file_size
     fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
@@ -190,6 +198,10 @@ async def _import_locked(
         is_adapter,
     )
     chunks_resumed = len(record.acknowledged) if record else 0
+    upload.on_read = hasher.mark_read
+    for chunk in plan.chunks:  # sent by an earlier run: the hasher reads them itself
+        if record is not None and chunk.number in record.acknowledged:
+            hasher.mark_read(chunk.offset, chunk.offset + chunk.length)
     job: JobDocument | None = None
     if record is not None and record.dock_status_id is not None:
         job = JobDocument.model_validate(
@@ -207,6 +219,7 @@ async def _import_locked(
         )
         try:
             await upload.send_chunks([c for c in plan.chunks if c.number not in done])
+            await hasher.digest()
             now_fp = await anyio.to_thread.run_sync(fingerprint_file, file_path)
             if now_fp != fingerprint:
                 raise FileChangedError(
@@ -225,6 +238,7 @@ async def _import_locked(
             journal.discard()
             resumed = False
             chunks_resumed = 0
+    hashed = await hasher.digest()
     upload.record.dock_status_id = job.dock_status_id
     upload.record.model_id = job.model_id or upload.record.model_id
     await journal.save(durable=True)
@@ -266,4 +280,5 @@ async def _import_locked(
         seconds=time.monotonic() - started,
         resumed=resumed,
         job=final,
+        sha256=hashed.sha256,
     )
