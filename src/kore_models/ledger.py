@@ -7,9 +7,9 @@ WAL mode, so readers never block the writer; each write opens its own connection
 the write lock up front (``BEGIN IMMEDIATE``), inserts one row and commits, and a write
 that finds the lock taken is retried until ``lock_timeout`` has passed. The schema version
 lives in ``PRAGMA user_version``: a ledger written by a newer kore-models is refused, not
-altered. Every method here blocks; async code calls :func:`record_transfer`, which runs
-the write in a worker thread and turns any failure into a warning, because a ledger that
-cannot be written must never fail the transfer it describes.
+altered. Every method here blocks; transfers record themselves through
+:mod:`kore_models.transfer.history`, which writes in a worker thread and turns any failure
+into a warning, because a ledger that cannot be written must never fail the transfer.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
-import anyio
-
 from .errors import LocalStorageError, LockedError
 
 __all__ = [
@@ -38,7 +36,6 @@ __all__ = [
     "LedgerLockedError",
     "LedgerVersionError",
     "ledger_path",
-    "record_transfer",
     "utc_now",
 ]
 
@@ -46,6 +43,8 @@ log = logging.getLogger("kore_models.ledger")
 
 LEDGER_FILE = "ledger.sqlite3"
 SCHEMA_VERSION = 1
+LOCK_TIMEOUT = 10.0
+"""Seconds a write waits for another process's lock before it gives up."""
 Direction = Literal["import", "export"]
 T = TypeVar("T")
 
@@ -191,12 +190,12 @@ class Ledger:
         self,
         path: Path,
         *,
-        lock_timeout: float = 10.0,
+        lock_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = path
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
         self._clock = clock
         self._sleep = sleep
 
@@ -384,12 +383,3 @@ class Ledger:
             return "; ".join(str(row[0]) for row in rows)
 
         return self._read(check, "ok")
-
-
-async def record_transfer(ledger: Ledger, entry: LedgerEntry) -> str | None:
-    """Add ``entry`` in a worker thread; return a warning instead of raising on failure."""
-    try:
-        await anyio.to_thread.run_sync(ledger.add, entry)
-    except (LedgerError, LedgerLockedError) as exc:
-        return f"the ledger was not updated: {exc}"
-    return None

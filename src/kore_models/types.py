@@ -87,8 +87,10 @@ def check_server_id(value: Any) -> Any:
         raise ValueError("empty identifier")
     if len(text) > _MAX_ID_CHARS:
         raise ValueError(f"identifier longer than {_MAX_ID_CHARS} characters")
-    if text in (".", "..") or any(ch in text for ch in "/\\") or any(
-        ch.isspace() or not ch.isprintable() for ch in text
+    if (
+        text in (".", "..")
+        or any(ch in text for ch in "/\\")
+        or any(ch.isspace() or not ch.isprintable() for ch in text)
     ):
         raise ValueError(f"identifier {text[:40]!r} is not a safe URL path segment")
     return text

@@ -23,8 +23,8 @@ from kore_models.ledger import (
     LedgerError,
     LedgerLockedError,
     LedgerVersionError,
-    record_transfer,
 )
+from kore_models.transfer.history import record_transfer
 
 HOST = "http://127.0.0.1:8700"
 WHEN = datetime(2026, 12, 2, 6, 0, 0, 123000, tzinfo=UTC)

@@ -13,6 +13,7 @@ import click
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
 from ..results import ImportResult
+from ..transfer.history import previous_import
 from ..transfer.localfile import check_local_file
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
@@ -33,6 +34,7 @@ class ImportOptions:
     wait: bool
     timeout: float | None
     resume: bool
+    skip_existing: bool = False
 
 
 def _label(path: Path) -> str:
@@ -129,6 +131,32 @@ class _Run:
             "status": record.get("status"),
         }
 
+    async def _imported_before(self, entry: Entry, label: str) -> dict[str, Any] | None:
+        """With --skip-existing, the skip row of a file the ledger says was imported."""
+        settings = self.kore.settings
+        found, problem = await previous_import(settings.state_dir, settings.host, entry.path)
+        if problem:
+            self.out.warn(problem)
+        if found is None:
+            return None
+        when = found.finished_at.strftime("%Y-%m-%d %H:%M UTC")
+        if not self.options.skip_existing:
+            self.out.warn(
+                f"{label} was already imported to {found.host} as model {found.model_id} "
+                f"on {when}; importing it again creates a second model (--skip-existing skips it)"
+            )
+            return None
+        self.out.info(f"{label}: already imported as model {found.model_id} on {when}; skipping")
+        return {
+            "path": str(entry.path),
+            "isAdapter": entry.is_adapter,
+            "skipped": True,
+            "modelId": found.model_id,
+            "dockStatusId": found.dock_status_id,
+            "status": found.status,
+            "sha256": found.sha256,
+        }
+
     async def one(self, entry: Entry) -> dict[str, Any]:
         """Import ``entry``; failures become a row with ``error`` (unless raise_errors)."""
         label = _label(entry.path)
@@ -137,6 +165,9 @@ class _Run:
             if skipped is not None:
                 self.out.info(f"{label}: already imported (state file); skipping")
                 return skipped
+            earlier = await self._imported_before(entry, label)
+            if earlier is not None:
+                return earlier
             opts = self.options
             result = await self.kore.models.import_file(
                 entry.path,
@@ -268,6 +299,11 @@ async def _run_imports(
 )
 @click.option("--no-resume", is_flag=True, help="Ignore resume journals; upload from scratch.")
 @click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip a file the ledger lists as imported to this host (same size, mtime, content).",
+)
+@click.option(
     "--parallel-files",
     type=click.IntRange(1, 64),
     default=1,
@@ -291,6 +327,7 @@ def import_command(
     no_wait: bool,
     timeout: float | None,
     no_resume: bool,
+    skip_existing: bool,
     parallel_files: int,
     manifest: Path | None,
     shard: Shard | None,
@@ -315,7 +352,9 @@ def import_command(
         raise click.UsageError("--shard needs --manifest")
     if adapter and manifest is not None:
         raise click.UsageError("with --manifest, mark adapters with isAdapter in the manifest")
-    options = ImportOptions(chunk_size, concurrency, not no_wait, timeout, not no_resume)
+    options = ImportOptions(
+        chunk_size, concurrency, not no_wait, timeout, not no_resume, skip_existing
+    )
 
     async def main() -> int:
         if manifest is not None:

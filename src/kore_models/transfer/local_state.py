@@ -38,9 +38,7 @@ def check_writable_dir(folder: Path, *, what: str, hint: str) -> None:
             os.unlink(probe)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise LocalStorageError(
-            f"the {what} {folder} is not writable ({reason}); {hint}"
-        ) from None
+        raise LocalStorageError(f"the {what} {folder} is not writable ({reason}); {hint}") from None
 
 
 class RunLock:

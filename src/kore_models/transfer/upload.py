@@ -34,6 +34,7 @@ from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
 from .hashing import TrailingHasher
+from .history import import_entry, note_transfer
 from .journal import Journal, fingerprint_file, journal_path
 from .local_state import RunLock, check_writable_dir
 from .localfile import check_local_file
@@ -265,7 +266,7 @@ async def _import_locked(
     else:  # --no-wait, or a completion without a job id: nothing is left to resume
         journal.discard()
     tracker.phase(Phase.DONE, job_status=final.status if final else None)
-    return ImportResult(
+    result = ImportResult(
         model_id=(final.model_id if final and final.model_id else model_id),
         dock_status_id=job.dock_status_id,
         session_id=session_id,
@@ -282,3 +283,7 @@ async def _import_locked(
         job=final,
         sha256=hashed.sha256,
     )
+    await note_transfer(
+        settings.state_dir, import_entry(settings.host, file_path, fingerprint, result)
+    )
+    return result
