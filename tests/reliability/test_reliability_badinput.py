@@ -749,14 +749,14 @@ def test_a_journal_that_cannot_be_read_exits_8_before_any_request(
     assert requests_sent(emu) == 0
 
 
-def test_a_state_dir_that_is_a_file_exits_8(
+def test_a_state_dir_that_is_a_file_exits_12_before_any_request(
     emu: EmulatorProcess, invoke: Invoke, tmp_path: Path
 ) -> None:
     path = model_tar(tmp_path)
     blocker = tmp_path / "state-file"
     blocker.write_text("not a folder")
     result = invoke(emu.url, "import", str(path), KORE_STATE_DIR=str(blocker))
-    assert result.exit_code == 8, result.output
-    assert_one_clean_error_line(result.stderr, "cannot read the journal", "Not a directory")
+    assert result.exit_code == 12, result.output
+    assert_one_clean_error_line(result.stderr, "is not writable", "Not a directory")
     assert blocker.read_text() == "not a folder"
     assert requests_sent(emu) == 0

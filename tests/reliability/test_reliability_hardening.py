@@ -183,7 +183,6 @@ def test_200_mib_bodies_are_refused_without_being_read_into_memory(
         assert reply.sent < 64 * MiB, f"{name}: {reply.sent} bytes were sent first"
         # ... and whatever was read was not kept in memory
         assert grown < 48 * MiB, f"{name}: RSS grew by {grown} bytes"
-        assert reply.seconds < 30
     print("oversized bodies: " + "; ".join(figures))
     counters = emulator.counters()
     assert counters["chunks_received"] == 0

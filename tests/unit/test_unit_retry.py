@@ -215,9 +215,8 @@ async def test_retry_sleeps_false_removes_every_wait() -> None:
     sleep = Recorder()
     policy = policy_with(max_attempts=4, sleeps=False, backoff_initial=100.0, backoff_max=100.0)
     op = Failing([status_error(503), status_error(429, retry_after=100.0), status_error(502)])
-    started = time.monotonic()
+    # the recorder would receive every wait (100 s each) if sleeps=False were ignored
     assert await call_with_retry(op, policy, sleep=sleep) == "ok"
-    assert time.monotonic() - started < 1.0
     assert sleep.waits == []
     assert op.calls == 4
 
@@ -262,11 +261,11 @@ async def test_the_deadline_bounds_retries() -> None:
         raise status_error(503)
 
     policy = policy_with(max_attempts=100, deadline=0.1, sleeps=False)
-    started = time.monotonic()
     with pytest.raises(ServerError):
         await call_with_retry(slow_failure, policy)
-    assert 2 <= calls <= 4
-    assert time.monotonic() - started < 0.5
+    # each attempt takes at least 0.04 s, so a 0.1 s deadline allows at most 4 of the 100
+    # (a slower machine only makes fewer)
+    assert 1 <= calls <= 4
 
 
 async def test_a_wait_never_runs_past_the_deadline() -> None:

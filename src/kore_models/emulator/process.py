@@ -98,7 +98,8 @@ class EmulatorProcess:
         self._await_ready(ready)
 
     def _await_ready(self, ready: Path) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         # The child prints its first line only after it wrote the ready file.
         readable, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout)
         line = self.proc.stdout.readline() if readable else ""

@@ -15,7 +15,6 @@ journal never holds the API key. A journal that cannot be parsed is set aside (r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -183,6 +182,11 @@ class Journal:
             return JournalRecord.from_json(json.loads(raw.decode("utf-8")))
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise JournalError(
+                f"cannot read the journal {self.path}: it is a folder; remove it, "
+                "or import with --no-resume"
+            ) from None
         except (OSError, ValueError, OverflowError, RecursionError, JournalError) as exc:
             self._set_aside(exc)
             return None
