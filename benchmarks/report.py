@@ -24,6 +24,7 @@ CASES = {
     "5": "Event-loop lag during an import",
     "6": "Download of an export vs curl -o",
     "7": "Poller cost",
+    "integrity": "SHA-256 of every import: throughput and CPU",
 }
 
 CASE_TEXT = """\

@@ -1,0 +1,101 @@
+"""Case "integrity": what the SHA-256 of every import costs in loopback throughput and CPU."""
+
+from __future__ import annotations
+
+import hashlib
+
+from .harness import (
+    KEY,
+    ChildRun,
+    Context,
+    Emulator,
+    Figure,
+    GiB,
+    MiB,
+    at_least,
+    child_python,
+    fmt_size,
+    ratios,
+    run_child,
+)
+
+
+def _import(ctx: Context, emu: Emulator, size: int, hashing: str) -> ChildRun:
+    argv = child_python(
+        "benchmarks.integrity_once",
+        str(ctx.file(size)),
+        "--host",
+        emu.url,
+        "--key",
+        KEY,
+        "--state-dir",
+        str(ctx.scratch / "state"),
+        "--hash",
+        hashing,
+    )
+    run = run_child(argv, timeout=600)
+    if run.output.get("status") != "SUCCESS":
+        raise RuntimeError(f"import did not succeed: {run.output}")
+    return run
+
+
+def _sha256(ctx: Context, size: int) -> str:
+    digest = hashlib.sha256()
+    with ctx.file(size).open("rb") as handle:
+        while block := handle.read(16 * MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run(ctx: Context) -> list[Figure]:
+    """Imports with and without hashing, alternated so that both see the same machine."""
+    size = 256 * MiB if ctx.quick else 1 * GiB
+    expected = _sha256(ctx, size)
+    on: list[ChildRun] = []
+    off: list[ChildRun] = []
+    with ctx.emulator("integrity", storage="discard") as emu:
+        _import(ctx, emu, size, "on")  # warm-up: page cache, imports, first connections
+        for _ in range(ctx.reps):
+            off.append(_import(ctx, emu, size, "off"))
+            on.append(_import(ctx, emu, size, "on"))
+    if any(r.output["sha256"] != expected for r in on):
+        raise RuntimeError("an import reported a SHA-256 that is not the file's")
+    gib = size / GiB
+    rate_on = [size / r.output["seconds"] / 1e6 for r in on]
+    rate_off = [size / r.output["seconds"] / 1e6 for r in off]
+    kept = ratios(rate_on, rate_off)
+    where = f"{fmt_size(size)}, default settings, runs alternated"
+    return [
+        Figure("integrity", "loopback import with SHA-256", "MB/s", rate_on, notes=where),
+        Figure("integrity", "loopback import, hashing off", "MB/s", rate_off, notes=where),
+        Figure(
+            "integrity",
+            "throughput kept with SHA-256 (on / off)",
+            "x",
+            kept,
+            ">= 0.9",
+            at_least(kept, 0.9),
+            "each hashed run over the unhashed run before it",
+        ),
+        Figure(
+            "integrity",
+            "hashing thread CPU per GiB",
+            "s/GiB",
+            [r.output["hash_cpu_seconds"] / gib for r in on],
+            notes="the hasher thread alone (reads + SHA-256)",
+        ),
+        Figure(
+            "integrity",
+            "import CPU per GiB, hashing on",
+            "s/GiB",
+            [r.output["cpu_seconds"] / gib for r in on],
+            notes="all threads of the importing process, around import_file",
+        ),
+        Figure(
+            "integrity",
+            "import CPU per GiB, hashing off",
+            "s/GiB",
+            [r.output["cpu_seconds"] / gib for r in off],
+            notes="all threads of the importing process, around import_file",
+        ),
+    ]
