@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 # The demo needs only the package; tests and benchmarks add the PEP 735 groups (pip >= 25.1).
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed-dev
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test check lint typecheck unit soak bench bench-quick clean
+.PHONY: demo test check lint typecheck unit docs soak bench bench-quick clean
 
 $(BASE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +19,15 @@ $(STAMP): $(BASE)
 	$(BIN)/python -m pip install --quiet -e . --group dev
 	touch $(STAMP)
 
+# The docs build imports the package (the settings table), so it starts from the base install.
+$(DOCS_STAMP): $(BASE)
+	$(BIN)/python -m pip install --quiet -e . --group docs
+	touch $(DOCS_STAMP)
+
 demo: $(BASE)
 	$(BIN)/kore-models demo
 
-test: check unit
+test: check unit docs
 
 check: lint typecheck
 
@@ -34,6 +40,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Builds the site with --strict (broken links, missing pages, stale settings fail) into a temp dir.
+docs: $(DOCS_STAMP)
+	site="$$(mktemp -d)"; NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict \
+		--site-dir "$$site"; status=$$?; rm -rf "$$site"; exit $$status
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak -o addopts=''

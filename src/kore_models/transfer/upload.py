@@ -126,7 +126,7 @@ async def _run_import(
         lambda: check_writable_dir(
             journal.path.parent,
             what="state folder",
-            hint="set --state-dir or KORE_STATE_DIR to a writable folder",
+            hint="point KORE_STATE_DIR (state_dir=... in Python) at a writable folder",
         )
     )
     async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
