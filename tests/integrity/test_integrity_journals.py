@@ -149,6 +149,7 @@ async def test_journals_lists_unfinished_imports_and_clean_removes_the_useless_o
     os.utime(old_tmp, (an_hour_ago, an_hour_ago))
     fresh_tmp = folder / ".def.json.5678.tmp"  # a write in progress right now: kept
     fresh_tmp.write_text("{")
+    (folder / "89ab.json.lock").write_text("12345")  # a run killed before its journal
 
     listed = await run_journals(state)
     by_path = {j["path"]: j for j in listed["journals"] if j["path"]}
@@ -162,7 +163,7 @@ async def test_journals_lists_unfinished_imports_and_clean_removes_the_useless_o
     assert by_path[str(expired.resolve())]["state"] == "expired"
     assert by_path[str(waiting.resolve())]["state"] == "waiting"
     unreadable = sorted(Path(j["journal"]).name for j in listed["journals"] if not j["path"])
-    assert unreadable == [".abc.json.1234.tmp", "0123.corrupt", "4567.json"]
+    assert unreadable == [".abc.json.1234.tmp", "0123.corrupt", "4567.json", "89ab.json.lock"]
     assert listed["removed"] == []
 
     cleaned = await run_journals(state, "--clean")
@@ -174,6 +175,7 @@ async def test_journals_lists_unfinished_imports_and_clean_removes_the_useless_o
         ".abc.json.1234.tmp",
         "0123.corrupt",
         "4567.json",
+        "89ab.json.lock",
     }
     left = journals_in(state)
     assert sorted(left) == sorted(
@@ -212,7 +214,7 @@ def test_clean_leaves_a_journal_that_a_running_import_holds(
     state = tmp_path / "state"
     source = write_tar(4 * CHUNK)
     journal = plant(state, "http://127.0.0.1:9", source)
-    source.write_bytes(b"y" * (4 * CHUNK))  # stale: the file changed under the import
+    source.write_bytes(b"y" * (4 * CHUNK))  # stale: the file changed under the import...
     holder = subprocess.Popen(
         [sys.executable, "-c", LOCK_HOLDER, str(journal) + ".lock"],
         stdin=subprocess.PIPE,
@@ -222,6 +224,8 @@ def test_clean_leaves_a_journal_that_a_running_import_holds(
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "locked\n"
+        listed = journals_cli(state)
+        assert [j["state"] for j in listed["journals"]] == ["running"]
         cleaned = journals_cli(state, "--clean")
         assert cleaned["removed"] == []
         assert journal.exists()
@@ -231,6 +235,7 @@ def test_clean_leaves_a_journal_that_a_running_import_holds(
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
-    cleaned = journals_cli(state, "--clean")
+    cleaned = journals_cli(state, "--clean")  # ...which has stopped now
     assert [Path(j["journal"]) for j in cleaned["removed"]] == [journal]
+    assert [j["state"] for j in cleaned["removed"]] == ["stale"]
     assert not journal.exists()

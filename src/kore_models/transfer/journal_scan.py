@@ -2,16 +2,19 @@
 
 A journal is written when an import starts its upload session and removed when the import
 ends (the job succeeded or failed, or ``--no-wait`` returned). What stays behind belongs
-to an import that was interrupted: it is *resumable* (run the same import again), *waiting*
-for a job the upload already started, or worth removing: *expired* (the server has
-forgotten its session), *stale* (the file is gone or changed, so a rerun starts afresh
-anyway) or *unreadable* (set aside as ``*.corrupt``, or not a journal at all). Temporary
-files of an atomic write that a killed process left behind count as unreadable once they
-are an hour old.
+to an import that is *running* now (it holds the journal's lock) or was interrupted: it is
+*resumable* (run the same import again), *waiting* for a job the upload already started,
+or worth removing: *expired* (the server has forgotten its session), *stale* (the file is
+gone or changed, so a rerun starts afresh anyway) or *unreadable* (set aside as
+``*.corrupt``, or not a journal at all). Temporary files of an atomic write that a killed
+process left behind count as unreadable once they are an hour old, and so do lock files
+without a journal that no run holds.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -40,6 +43,7 @@ TEMPORARY_AGE = 3600.0
 class JournalState(StrEnum):
     """What an unfinished import's journal is good for."""
 
+    RUNNING = "running"
     RESUMABLE = "resumable"
     WAITING = "waiting"
     EXPIRED = "expired"
@@ -100,7 +104,25 @@ def _state_of(record: JournalRecord, now: datetime) -> tuple[JournalState, str]:
     return JournalState.RESUMABLE, "run the same import again to resume it"
 
 
+def _held_by_a_run(journal: Path) -> bool:
+    """Whether an import holds the run lock of ``journal`` right now (never waits)."""
+    try:
+        fd = os.open(journal.with_name(journal.name + ".lock"), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)
+    return False
+
+
 def _inspect(journal: Path, now: datetime) -> JournalInfo:
+    if journal.suffix == ".lock":
+        reason = "the lock file of an import that stopped before its journal was written"
+        return JournalInfo(journal, JournalState.UNREADABLE, reason)
     if journal.suffix != ".json":
         return JournalInfo(journal, JournalState.UNREADABLE, "set aside as unreadable")
     try:
@@ -110,6 +132,8 @@ def _inspect(journal: Path, now: datetime) -> JournalInfo:
     except (OSError, ValueError, RecursionError, JournalError) as exc:
         return JournalInfo(journal, JournalState.UNREADABLE, f"not a usable journal ({exc})")
     state, reason = _state_of(record, now)
+    if _held_by_a_run(journal):
+        state, reason = JournalState.RUNNING, "an import is running it now"
     return JournalInfo(
         journal,
         state,
@@ -151,7 +175,13 @@ def scan_journals(
                 reason = "an abandoned temporary file of a journal write"
                 found.append(JournalInfo(path, JournalState.UNREADABLE, reason))
             continue
-        if name.endswith((".json", ".corrupt")) and path.is_file():
+        journal = name.endswith((".json", ".corrupt")) and path.is_file()
+        orphan_lock = (
+            name.endswith(".json.lock")
+            and name.removesuffix(".lock") not in names
+            and not _held_by_a_run(path.with_suffix(""))
+        )
+        if journal or orphan_lock:
             found.append(_inspect(path, moment))
     return found
 
@@ -167,7 +197,10 @@ async def clean_journals(journals: list[JournalInfo]) -> list[JournalInfo]:
         if not info.state.removable:
             continue
         try:
-            if info.journal.suffix == ".json":
+            if info.journal.suffix == ".lock":  # released (and so removed) by RunLock
+                async with RunLock(info.journal.with_suffix(""), doing="using this journal"):
+                    pass
+            elif info.journal.suffix == ".json":
                 async with RunLock(info.journal, doing="using this journal"):
                     await anyio.to_thread.run_sync(_remove, info.journal)
             else:
