@@ -211,3 +211,21 @@ def test_the_frontier_is_the_covered_prefix(case: tuple[int, list[list[int]]]) -
             covered[index] = True
         expected = next((i for i, done in enumerate(covered) if not done), size)
         assert frontier.prefix == expected
+
+
+async def test_a_cancelled_waiter_does_not_break_the_hashing_thread() -> None:
+    """Cancelling the task that awaits the digest must not leave the thread failing to
+    report (asyncio.wrap_future cancels a result that is not marked running)."""
+    source = MemorySource(os.urandom(4 * BLOCK))
+    hasher = TrailingHasher(source, block_size=BLOCK)
+    hasher.start()
+    waiting = asyncio.ensure_future(hasher.digest())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert hasher._thread is not None
+    await asyncio.to_thread(hasher._thread.join)
+    assert not hasher._result.cancelled()
+    with pytest.raises(HashCancelled):
+        hasher._result.result()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -24,12 +25,18 @@ async def kore_models(
     emu: RunningEmulator, state: Path, *args: str, wrap: list[str] | None = None
 ) -> tuple[int, str, str]:
     """The CLI in its own process (the emulator keeps serving from this event loop)."""
-    env = {"KORE_HOST": emu.url, "KORE_API_KEY": KEY, "KORE_STATE_DIR": str(state), "PATH": ""}
+    env = {
+        "KORE_HOST": emu.url,
+        "KORE_API_KEY": KEY,
+        "KORE_STATE_DIR": str(state),
+        "PATH": "/usr/bin:/bin",
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+    }
     process = await asyncio.create_subprocess_exec(
         *(wrap or []),
         KORE_MODELS,
         *args,
-        env={**env, "PATH": "/usr/bin:/bin"},
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..errors import FileChangedError, KoreError
+from ..errors import FileChangedError
 
 __all__ = [
     "ByteSource",
@@ -153,8 +153,9 @@ class HashResult:
     """Wall time from the start of the hasher to the last byte hashed."""
 
 
-class HashCancelled(KoreError):
-    """The hasher was stopped before it reached the end of its source."""
+class HashCancelled(Exception):
+    """The hasher was stopped before it reached the end of its source (internal: the
+    transfer that wanted the digest has already ended another way)."""
 
 
 class TrailingHasher:
@@ -274,6 +275,9 @@ class TrailingHasher:
         return asyncio.run_coroutine_threadsafe(await_read(), self._loop).result()
 
     def _run(self) -> None:
+        # Running: a cancelled waiter (asyncio.wrap_future) can no longer cancel the result.
+        if not self._result.set_running_or_notify_cancel():
+            return
         outcome: HashResult | BaseException
         try:
             outcome = self._hash_all()

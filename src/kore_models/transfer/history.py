@@ -20,7 +20,7 @@ from .journal import Fingerprint, fingerprint_file
 if TYPE_CHECKING:
     from ..results import ImportResult
 
-__all__ = ["import_entry", "note_transfer", "previous_import", "record_transfer"]
+__all__ = ["export_entry", "import_entry", "note_transfer", "previous_import", "record_transfer"]
 
 log = logging.getLogger("kore_models.ledger")
 
@@ -62,6 +62,33 @@ def import_entry(
         status=result.status,
         mtime_ns=fingerprint.mtime_ns,
         fingerprint=fingerprint.sampled_sha256,
+    )
+
+
+def export_entry(
+    host: str,
+    *,
+    model_id: str,
+    dock_status_id: str | None,
+    path: Path,
+    size: int,
+    sha256: str,
+    seconds: float,
+) -> LedgerEntry:
+    """The ledger row of a completed export (the file it was saved to)."""
+    finished = utc_now()
+    return LedgerEntry(
+        direction="export",
+        host=host,
+        path=str(path.resolve()),
+        size=size,
+        started_at=finished - timedelta(seconds=seconds),
+        finished_at=finished,
+        seconds=seconds,
+        sha256=sha256,
+        model_id=model_id,
+        dock_status_id=dock_status_id,
+        status="SUCCESS",
     )
 
 
