@@ -8,6 +8,7 @@ locked, read-only or from a newer version never fails the transfer it would desc
 from __future__ import annotations
 
 import logging
+import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,10 +100,14 @@ async def previous_import(
     ledger could not be read. The file must match in size, mtime and sampled content."""
 
     def find() -> LedgerEntry | None:
+        # Only a regular file (opening a FIFO would block); the import itself reports
+        # a path it cannot import.
         try:
+            if not stat.S_ISREG(path.stat().st_mode):
+                return None
             fingerprint = fingerprint_file(path)
         except OSError:
-            return None  # the import itself reports a file it cannot read
+            return None
         return Ledger.in_state_dir(state_dir).find_import(
             host=host,
             path=str(path.resolve()),
