@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from kore_models import ledger as ledger_module
 from kore_models.cli import cli
 from kore_models.cli.errors import EXIT_LOCAL_STORAGE, EXIT_LOCKED, EXIT_USAGE
 from kore_models.ledger import SCHEMA_VERSION, Ledger, LedgerEntry
+from kore_models.ledger import store as ledger_module
 
 WHEN = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from kore_models import ledger as ledger_module
 from kore_models.cli.errors import EXIT_LOCAL_STORAGE, EXIT_LOCKED, exit_code_for
 from kore_models.ledger import (
     SCHEMA_VERSION,
@@ -23,8 +22,9 @@ from kore_models.ledger import (
     LedgerError,
     LedgerLockedError,
     LedgerVersionError,
+    record_transfer,
 )
-from kore_models.transfer.history import record_transfer
+from kore_models.ledger import store as ledger_module
 
 HOST = "http://127.0.0.1:8700"
 WHEN = datetime(2026, 12, 2, 6, 0, 0, 123000, tzinfo=UTC)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from kore_models import ledger as ledger_module
 from kore_models.emulator import RunningEmulator
 from kore_models.ledger import SCHEMA_VERSION, Ledger
-from kore_models.transfer.history import previous_import
+from kore_models.ledger import store as ledger_module
+from kore_models.transfer.journal import regular_file_fingerprint
 from tests.support.transfer import CHUNK, KEY, ClientFactory
 
 KORE_MODELS = str(Path(sys.executable).with_name("kore-models"))
@@ -210,9 +210,9 @@ async def test_four_cli_imports_at_once_leave_a_consistent_ledger(
     assert len(json.loads(out)["transfers"]) == 4
 
 
-async def test_looking_for_an_earlier_import_never_opens_a_fifo(tmp_path: Path) -> None:
+def test_looking_for_an_earlier_import_never_opens_a_fifo(tmp_path: Path) -> None:
     """Opening a FIFO for reading blocks until a writer comes: the lookup must not try."""
     fifo = tmp_path / "model.tar"
     os.mkfifo(fifo)
-    found, problem = await previous_import(tmp_path / "state", "http://127.0.0.1:1", fifo)
-    assert (found, problem) == (None, None)
+    assert regular_file_fingerprint(fifo) is None
+    assert regular_file_fingerprint(tmp_path / "missing.tar") is None

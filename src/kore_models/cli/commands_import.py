@@ -12,8 +12,9 @@ import click
 
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
+from ..ledger import previous_import
 from ..results import ImportResult
-from ..transfer.history import previous_import
+from ..transfer.journal import regular_file_fingerprint
 from ..transfer.localfile import check_local_file
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
@@ -134,7 +135,10 @@ class _Run:
     async def _imported_before(self, entry: Entry, label: str) -> dict[str, Any] | None:
         """With --skip-existing, the skip row of a file the ledger says was imported."""
         settings = self.kore.settings
-        found, problem = await previous_import(settings.state_dir, settings.host, entry.path)
+        fingerprint = await anyio.to_thread.run_sync(regular_file_fingerprint, entry.path)
+        found, problem = await previous_import(
+            settings.state_dir, settings.host, entry.path, fingerprint
+        )
         if problem:
             self.out.warn(problem)
         if found is None:

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 
 from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
+from ..ledger import import_entry, note_transfer
 from ..results import ExportResult, ImportResult
 from ..transfer.download import download_file
+from ..transfer.journal import Fingerprint
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
 from ..transfer.upload import import_file
 from ..types import DeployConfig, JobDocument, ModelType
@@ -126,6 +128,16 @@ class Models:
             resume=resume,
             wait=wait,
             job_timeout=job_timeout,
+            on_done=self._record_import,
+        )
+
+    async def _record_import(
+        self, path: Path, fingerprint: Fingerprint, result: ImportResult
+    ) -> None:
+        """A completed import's ledger row (a ledger that cannot be written only warns)."""
+        settings = self._transport.settings
+        await note_transfer(
+            settings.state_dir, import_entry(settings.host, path, fingerprint, result)
         )
 
     async def export_to_file(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,8 +35,7 @@ from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
 from .hashing import TrailingHasher
-from .history import import_entry, note_transfer
-from .journal import Journal, fingerprint_file, journal_path
+from .journal import Fingerprint, Journal, fingerprint_file, journal_path
 from .local_state import RunLock, check_writable_dir
 from .localfile import check_local_file
 from .plan import ChunkPlan, plan_chunks
@@ -46,7 +46,10 @@ if TYPE_CHECKING:
     from ..resources.dock_status import DockStatus
     from ..resources.files import Files
 
-__all__ = ["import_file"]
+__all__ = ["ImportDone", "import_file"]
+
+ImportDone = Callable[[Path, Fingerprint, ImportResult], Awaitable[None]]
+"""Told of each completed import: the file, the fingerprint it was sent with, the result."""
 
 
 log = logging.getLogger("kore_models.upload")
@@ -64,6 +67,7 @@ async def import_file(
     resume: bool = True,
     wait: bool = True,
     job_timeout: float | None = None,
+    on_done: ImportDone | None = None,
 ) -> ImportResult:
     """Upload ``path`` in chunks, complete the session and (with ``wait``) await the job.
 
@@ -71,7 +75,8 @@ async def import_file(
     the caller gave explicitly may exceed ``max_chunk_size``; the planner only raises the
     size when the file needs more than ``max_chunks`` chunks. ``job_timeout`` is a hard
     deadline for the server's job, not the upload, which is bounded by the retry rulebook
-    and the stall timeout instead.
+    and the stall timeout instead. ``on_done`` is awaited with the completed import (the
+    client records it in the ledger).
     """
     started = time.monotonic()
     file_path = Path(os.fspath(path))
@@ -98,6 +103,7 @@ async def import_file(
             wait=wait,
             job_timeout=job_timeout,
             started=started,
+            on_done=on_done,
         )
     except KoreError as exc:
         tracker.phase(Phase.FAILED, message=str(exc))
@@ -117,6 +123,7 @@ async def _run_import(
     wait: bool,
     job_timeout: float | None,
     started: float,
+    on_done: ImportDone | None,
 ) -> ImportResult:
     """The import after planning: check the state folder, lock, then the import itself."""
     journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
@@ -145,6 +152,7 @@ async def _run_import(
                 wait=wait,
                 job_timeout=job_timeout,
                 started=started,
+                on_done=on_done,
             )
 
 
@@ -163,6 +171,7 @@ async def _import_locked(
     wait: bool,
     job_timeout: float | None,
     started: float,
+    on_done: ImportDone | None,
 ) -> ImportResult:
     """Resume or start, send, complete, wait (the journal's lock is held).
 
@@ -283,7 +292,6 @@ async def _import_locked(
         job=final,
         sha256=hashed.sha256,
     )
-    await note_transfer(
-        settings.state_dir, import_entry(settings.host, file_path, fingerprint, result)
-    )
+    if on_done is not None:
+        await on_done(file_path, fingerprint, result)
     return result

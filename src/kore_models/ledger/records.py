@@ -1,25 +1,24 @@
 """Transfers in the ledger: recording each completed one, finding earlier imports of a file.
 
-The ledger itself (:mod:`kore_models.ledger`) blocks and raises; these helpers run it in a
-worker thread and turn its failures into warnings, so that a ledger that is corrupt,
+The ledger file (:mod:`kore_models.ledger.store`) blocks and raises; these helpers run it
+in a worker thread and turn its failures into warnings, so that a ledger that is corrupt,
 locked, read-only or from a newer version never fails the transfer it would describe.
 """
 
 from __future__ import annotations
 
 import logging
-import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ..ledger import Ledger, LedgerEntry, LedgerError, LedgerLockedError, utc_now
-from .journal import Fingerprint, fingerprint_file
+from .store import Ledger, LedgerEntry, LedgerError, LedgerLockedError, utc_now
 
 if TYPE_CHECKING:
     from ..results import ImportResult
+    from ..transfer.journal import Fingerprint
 
 __all__ = ["export_entry", "import_entry", "note_transfer", "previous_import", "record_transfer"]
 
@@ -94,20 +93,14 @@ def export_entry(
 
 
 async def previous_import(
-    state_dir: Path, host: str, path: Path
+    state_dir: Path, host: str, path: Path, fingerprint: Fingerprint | None
 ) -> tuple[LedgerEntry | None, str | None]:
-    """The newest completed import of this very file to ``host``, and a warning if the
-    ledger could not be read. The file must match in size, mtime and sampled content."""
+    """The newest completed import of this very file to ``host`` (same path, size, mtime
+    and sampled content), and a warning when the ledger could not be read."""
+    if fingerprint is None:
+        return None, None
 
     def find() -> LedgerEntry | None:
-        # Only a regular file (opening a FIFO would block); the import itself reports
-        # a path it cannot import.
-        try:
-            if not stat.S_ISREG(path.stat().st_mode):
-                return None
-            fingerprint = fingerprint_file(path)
-        except OSError:
-            return None
         return Ledger.in_state_dir(state_dir).find_import(
             host=host,
             path=str(path.resolve()),

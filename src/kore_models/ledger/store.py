@@ -1,4 +1,4 @@
-"""The local ledger of completed imports and exports: one SQLite table that processes share.
+"""The ledger file: one SQLite table of completed transfers that several processes share.
 
 How it works: ``<state_dir>/ledger.sqlite3`` holds one row per completed transfer (host,
 path, size, mtime, fingerprint, SHA-256, model id, dock-status id, session id, direction,
@@ -8,7 +8,7 @@ the write lock up front (``BEGIN IMMEDIATE``), inserts one row and commits, and 
 that finds the lock taken is retried until ``lock_timeout`` has passed. The schema version
 lives in ``PRAGMA user_version``: a ledger written by a newer kore-models is refused, not
 altered. Every method here blocks; transfers record themselves through
-:mod:`kore_models.transfer.history`, which writes in a worker thread and turns any failure
+:mod:`kore_models.ledger.records`, which writes in a worker thread and turns any failure
 into a warning, because a ledger that cannot be written must never fail the transfer.
 """
 
@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
-from .errors import LocalStorageError, LockedError
+from ..errors import LocalStorageError, LockedError
 
 __all__ = [
     "LEDGER_FILE",
+    "LOCK_TIMEOUT",
     "SCHEMA_VERSION",
     "Ledger",
     "LedgerEntry",
