@@ -37,8 +37,10 @@ from .errors import (
     UnprocessableEntityError,
     UploadError,
 )
+from .progress_display import RichProgress
 from .results import DownloadResult, ExportResult, ImportResult
 from .settings import Settings
+from .sync import SyncKoreClient
 from .transfer.progress import Phase, ProgressEvent
 from .types import (
     ChunkAccepted,
@@ -98,11 +100,13 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseValidationError",
+    "RichProgress",
     "ScalingParameters",
     "ServerError",
     "SessionStarted",
     "Settings",
     "StallError",
+    "SyncKoreClient",
     "TLSError",
     "TransferError",
     "TransportError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ByteSize, TypeAdapter, ValidationError
@@ -15,6 +16,7 @@ GiB = 1024 * MiB
 
 _BYTE_SIZE: TypeAdapter[ByteSize] = TypeAdapter(ByteSize)
 # Single-letter units as curl, rsync and the first releases of this CLI read them: binary.
+_NUMBER_AND_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _SHORTHAND = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT])\s*$")
 
 
@@ -41,6 +43,12 @@ def parse_size(value: Any, *, what: str = "size") -> int:
         text = f"{shorthand.group(1)}{shorthand.group(2).upper()}iB"
     try:
         size = int(_BYTE_SIZE.validate_python(text))
+        # ByteSize truncates (1.3B -> 1): refuse a fraction of a byte instead
+        number = _NUMBER_AND_UNIT.match(text)
+        if number and number.group(2):
+            unit = int(_BYTE_SIZE.validate_python(f"1{number.group(2)}"))
+            if Decimal(number.group(1)) * unit != size:
+                raise ValueError(f"{what} {value!r} must be a whole number of bytes")
     except ValidationError:
         raise ValueError(
             f"{what} {value!r} is not a size; use e.g. 16MiB, 512KiB, 50MB, 8M or 1048576"

@@ -16,6 +16,7 @@ from ..ledger import import_entry, note_transfer
 from ..results import ExportResult, ImportResult
 from ..transfer.download import download_file
 from ..transfer.journal import Fingerprint
+from ..transfer.localfile import check_local_file
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
 from ..transfer.upload import import_file
 from ..types import DeployConfig, JobDocument, ModelType
@@ -97,6 +98,16 @@ class Models:
         job = parse_as(JobDocument, response, what="undeploy")
         return await self._await(job, timeout, on_update) if wait else job
 
+    @staticmethod
+    def check_file(path: str | os.PathLike[str]) -> int:
+        """The checks ``import_file`` makes before sending anything, alone (blocking).
+
+        Returns the file's size; raises LocalFileError saying why it cannot be imported
+        (missing, a folder, not a regular file, empty, unreadable). For preflights of many
+        files, e.g. a manifest, before the first upload.
+        """
+        return check_local_file(Path(os.fspath(path)).expanduser())
+
     async def import_file(
         self,
         path: str | os.PathLike[str],
@@ -153,6 +164,42 @@ class Models:
         tracker = ProgressTracker(on_progress)
         tracker.phase(Phase.PROCESSING, message="exporting on the server")
         job = await self.export(model_id)
+        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+
+    async def download_export(
+        self,
+        dock_status_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ExportResult:
+        """Download the file of an export started earlier (``export``, CLI ``--no-wait``).
+
+        Waits for the job ``dock_status_id`` first while it still runs (``timeout``: hard
+        deadline). A job that is not an export is a ConfigurationError.
+        """
+        started = time.monotonic()
+        tracker = ProgressTracker(on_progress)
+        tracker.phase(Phase.PROCESSING, message="waiting for the export job")
+        job = await self._dock.get(dock_status_id)
+        if job.action is not None and job.action.upper() != "EXPORT":
+            raise ConfigurationError(
+                f"job {dock_status_id} is an {job.action} job, not an export; "
+                "give the dockStatusId that `export --no-wait` printed"
+            )
+        model_id = job.model_id or dock_status_id
+        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+
+    async def _finish_export(
+        self,
+        job: JobDocument,
+        dest: str | os.PathLike[str],
+        timeout: float | None,
+        tracker: ProgressTracker,
+        started: float,
+        model_id: str,
+    ) -> ExportResult:
         final = await self._await(
             job,
             timeout,
@@ -176,7 +223,7 @@ class Models:
         )
         tracker.phase(Phase.DONE, bytes_done=result.bytes, bytes_total=result.bytes)
         return ExportResult(
-            model_id=model_id,
+            model_id=final.model_id or model_id,
             dock_status_id=final.dock_status_id,
             path=result.path,
             bytes=result.bytes,

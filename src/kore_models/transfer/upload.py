@@ -35,7 +35,7 @@ from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
 from .hashing import TrailingHasher
-from .journal import Fingerprint, Journal, fingerprint_file, journal_path
+from .journal import Fingerprint, Journal, JournalRecord, fingerprint_file, journal_path
 from .local_state import RunLock, check_writable_dir
 from .localfile import check_local_file
 from .plan import ChunkPlan, plan_chunks
@@ -89,7 +89,13 @@ async def import_file(
         max_chunk_size=max(settings.max_chunk_size, settings.chunk_size if chunk_size_given else 0),
     )
     tracker = ProgressTracker(on_progress, bytes_total=size, chunks_total=plan.total_chunks)
-    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {plan.chunk_size} B")
+    if plan.chunk_size != settings.chunk_size:
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size raised from {_mib(settings.chunk_size)} to "
+            f"{_mib(plan.chunk_size)} so that the file fits in {settings.max_chunks} chunks",
+        )
+    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {_mib(plan.chunk_size)}")
     try:
         return await _run_import(
             files,
@@ -181,13 +187,23 @@ async def _import_locked(
     size = plan.file_size
     fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
-    if record is not None and not (
+    live = record is not None and (
         record.host == settings.host
         and record.fingerprint == fingerprint
-        and record.chunk_size == plan.chunk_size
-        and record.total_chunks == plan.total_chunks
         and record.is_adapter == is_adapter
         and (record.dock_status_id is not None or not record.expired(datetime.now(UTC)))
+    )
+    if record is not None and live and record.chunk_size != plan.chunk_size:
+        # a live journal wins over a new chunk size: the chunks on the server stay useful
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size {_mib(plan.chunk_size)} ignored: the upload being resumed "
+            f"uses {_mib(record.chunk_size)} (--no-resume starts over with the new size)",
+        )
+        plan = _replan(plan, record.chunk_size, settings)
+        tracker.update(chunks_total=plan.total_chunks)
+    if record is not None and not (
+        live and record.chunk_size == plan.chunk_size and record.total_chunks == plan.total_chunks
     ):
         log.info(
             "the journal for %s does not match (changed file or expired); starting afresh",
@@ -208,6 +224,8 @@ async def _import_locked(
         is_adapter,
     )
     chunks_resumed = len(record.acknowledged) if record else 0
+    if record is not None:
+        tracker.phase(Phase.PLANNING, message=_resume_note(record, plan))
     upload.on_read = hasher.mark_read
     for chunk in plan.chunks:  # sent by an earlier run: the hasher reads them itself
         if record is not None and chunk.number in record.acknowledged:
@@ -295,3 +313,32 @@ async def _import_locked(
     if on_done is not None:
         await on_done(file_path, fingerprint, result)
     return result
+
+
+def _mib(count: int) -> str:
+    """A chunk size in binary units, as the CLI prints sizes: ``16 MiB``, ``256 KiB``."""
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count / 2**20:.2f} MiB" if count >= 2**20 else f"{count} B"
+
+
+def _replan(plan: ChunkPlan, chunk_size: int, settings: Settings) -> ChunkPlan:
+    """``plan``'s file cut into ``chunk_size`` chunks (the size of a journal being resumed)."""
+    return plan_chunks(
+        plan.file_size,
+        chunk_size,
+        max_chunks=max(settings.max_chunks, -(-plan.file_size // chunk_size)),
+        max_chunk_size=max(settings.max_chunk_size, chunk_size),
+    )
+
+
+def _resume_note(record: JournalRecord, plan: ChunkPlan) -> str:
+    """``resuming: 12 of 40 chunks already on the server (session s-1 expires ...)``."""
+    if record.dock_status_id is not None:
+        return f"resuming: the upload was completed; awaiting job {record.dock_status_id}"
+    expiry = f", session expires {record.expires_at}" if record.expires_at else ""
+    return (
+        f"resuming: {len(record.acknowledged)} of {plan.total_chunks} chunks already on the "
+        f"server (session {record.session_id}{expiry})"
+    )
