@@ -78,7 +78,8 @@ def human_line(row: dict[str, Any], label: str) -> str | None:
             f"uploaded {label}: model {row['modelId']}, the server is processing it "
             f"(check: kore-models status {row['dockStatusId']})"
         )
-    return f"{head}, {size} ({rate}{resumed}{retries}), sha256 {row['sha256']}"
+    digest = f", sha256 {row['sha256']}" if row.get("sha256") else ""
+    return f"{head}, {size} ({rate}{resumed}{retries}){digest}"
 
 
 class _Run:
