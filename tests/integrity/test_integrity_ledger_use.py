@@ -216,3 +216,29 @@ def test_looking_for_an_earlier_import_never_opens_a_fifo(tmp_path: Path) -> Non
     os.mkfifo(fifo)
     assert regular_file_fingerprint(fifo) is None
     assert regular_file_fingerprint(tmp_path / "missing.tar") is None
+
+
+async def test_an_export_writes_its_ledger_row(
+    clients: ClientFactory,
+    write_tar: Callable[[int], Path],
+    sha256sum: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    kore = clients()
+    source = write_tar(5 * CHUNK)
+    imported = await kore.models.import_file(source)
+    assert imported.model_id is not None
+    dest = tmp_path / "exported.tar"
+    exported = await kore.models.export_to_file(imported.model_id, dest)
+    started = await kore.models.export(imported.model_id)
+    assert started.dock_status_id is not None
+    again = tmp_path / "again.tar"
+    await kore.models.download_export(started.dock_status_id, again)
+    rows = Ledger.in_state_dir(tmp_path / "state").entries(direction="export")
+    assert [(r.path, r.model_id) for r in rows] == [
+        (str(dest), imported.model_id),
+        (str(again), imported.model_id),
+    ]
+    assert {r.sha256 for r in rows} == {sha256sum(source)}
+    assert rows[0].size == exported.bytes
+    assert rows[0].dock_status_id == exported.dock_status_id

@@ -12,9 +12,10 @@ from pydantic import ValidationError
 
 from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
-from ..ledger import import_entry, note_transfer
+from ..ledger import export_entry, import_entry, note_transfer
 from ..results import ExportResult, ImportResult
 from ..transfer.download import download_file
+from ..transfer.hashing import sha256_of_file
 from ..transfer.journal import Fingerprint
 from ..transfer.localfile import check_local_file
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
@@ -222,7 +223,7 @@ class Models:
             block_size=self._transport.settings.read_block_size,
         )
         tracker.phase(Phase.DONE, bytes_done=result.bytes, bytes_total=result.bytes)
-        return ExportResult(
+        exported = ExportResult(
             model_id=final.model_id or model_id,
             dock_status_id=final.dock_status_id,
             path=result.path,
@@ -230,6 +231,26 @@ class Models:
             seconds=time.monotonic() - started,
             resumed_from=result.resumed_from,
         )
+        await self._record_export(exported)
+        return exported
+
+    async def _record_export(self, exported: ExportResult) -> None:
+        """A completed export's ledger row (a ledger that cannot be written only warns).
+
+        The downloader does not hash yet, so the saved file is hashed here, in a thread.
+        """
+        digest = await sha256_of_file(exported.path)
+        settings = self._transport.settings
+        entry = export_entry(
+            settings.host,
+            model_id=exported.model_id,
+            dock_status_id=exported.dock_status_id,
+            path=exported.path,
+            size=exported.bytes,
+            sha256=digest.sha256,
+            seconds=exported.seconds,
+        )
+        await note_transfer(settings.state_dir, entry)
 
     async def _await(
         self,
