@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -139,3 +141,27 @@ def test_history_with_invalid_settings_in_the_environment_is_exit_2(tmp_path: Pa
     )
     assert result.exit_code == EXIT_USAGE
     assert "invalid settings" in result.stderr
+
+
+def test_history_reads_a_ledger_on_a_read_only_folder(
+    tmp_path: Path, readonly_command: Callable[[Path, list[str]], list[str]]
+) -> None:
+    """SQLite cannot create its WAL index there; the ledger is read as immutable."""
+    state = tmp_path / "state"
+    add(state, 0, "https://one.example", tmp_path / "a.tar")
+    kore_models = str(Path(sys.executable).with_name("kore-models"))
+    command = readonly_command(state, [kore_models, "history", "--json"])
+    if os.geteuid() != 0:
+        state.chmod(0o555)
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env={"KORE_STATE_DIR": str(state), "PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+    finally:
+        state.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert [t["modelId"] for t in json.loads(result.stdout)["transfers"]] == ["cm-0"]

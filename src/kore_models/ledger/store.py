@@ -207,8 +207,8 @@ class Ledger:
 
     # -- connections and errors ---------------------------------------------------------
 
-    def _connect(self, mode: str) -> sqlite3.Connection:
-        uri = f"file:{quote(str(self.path))}?mode={mode}"
+    def _connect(self, mode: str, *, immutable: bool = False) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path))}?mode={mode}{'&immutable=1' if immutable else ''}"
         busy = max(0.05, min(2.0, self.lock_timeout))
         connection = sqlite3.connect(uri, uri=True, timeout=busy, isolation_level=None)
         connection.row_factory = sqlite3.Row
@@ -234,7 +234,7 @@ class Ledger:
             )
         if code in _UNWRITABLE_CODES:
             return LedgerError(
-                f"the ledger {where} cannot be opened for writing ({detail}); "
+                f"the ledger {where} cannot be opened ({detail}); "
                 "is the disk or its folder read-only?"
             )
         if code == _FULL_CODE:
@@ -311,7 +311,18 @@ class Ledger:
                 return empty
             connection = self._connect("ro")
             try:
-                if self._check_version(connection) < SCHEMA_VERSION:
+                version = self._check_version(connection)
+            except sqlite3.Error as exc:
+                if _primary_code(exc) not in _UNWRITABLE_CODES:
+                    connection.close()
+                    raise
+                # A read-only folder: SQLite cannot create the WAL index beside the file.
+                # Nothing can write there either, so the file may be read as immutable.
+                connection.close()
+                connection = self._connect("ro", immutable=True)
+                version = self._check_version(connection)
+            try:
+                if version < SCHEMA_VERSION:
                     return empty
                 return work(connection)
             finally:
