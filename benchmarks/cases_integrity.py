@@ -1,8 +1,9 @@
-"""Case "integrity": what the SHA-256 of every import costs in loopback throughput and CPU."""
+"""Case "integrity": what SHA-256 costs an import, and a verify against a plain download."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from .harness import (
     KEY,
@@ -20,23 +21,26 @@ from .harness import (
 )
 
 
-def _import(ctx: Context, emu: Emulator, size: int, hashing: str) -> ChildRun:
+def _child(ctx: Context, emu: Emulator, path: Path, *extra: str) -> ChildRun:
     argv = child_python(
         "benchmarks.integrity_once",
-        str(ctx.file(size)),
+        str(path),
         "--host",
         emu.url,
         "--key",
         KEY,
         "--state-dir",
         str(ctx.scratch / "state"),
-        "--hash",
-        hashing,
+        *extra,
     )
     run = run_child(argv, timeout=600)
     if run.output.get("status") != "SUCCESS":
-        raise RuntimeError(f"import did not succeed: {run.output}")
+        raise RuntimeError(f"the child did not succeed: {run.output}")
     return run
+
+
+def _import(ctx: Context, emu: Emulator, size: int, hashing: str) -> ChildRun:
+    return _child(ctx, emu, ctx.file(size), "--hash", hashing)
 
 
 def _sha256(ctx: Context, size: int) -> str:
@@ -60,6 +64,40 @@ def run(ctx: Context) -> list[Figure]:
             on.append(_import(ctx, emu, size, "on"))
     if any(r.output["sha256"] != expected for r in on):
         raise RuntimeError("an import reported a SHA-256 that is not the file's")
+    figures = _hashing_figures(size, on, off)
+    return figures + _verify_figures(ctx, size, expected)
+
+
+def _verify_figures(ctx: Context, size: int, expected: str) -> list[Figure]:
+    """``verify`` (download hashed, not written; local file hashed meanwhile) against
+    ``export_to_file`` of the same model, alternated."""
+    path = ctx.file(size)
+    dest = ctx.scratch / "integrity-export.tar"
+    verify, export = [], []
+    with ctx.emulator("integrity-disk", storage="disk") as emu:
+        model_id = str(_import(ctx, emu, size, "on").output["model_id"])
+        for rep in range(ctx.reps + 1):  # the first round warms up and is not counted
+            dest.unlink(missing_ok=True)
+            exported = _child(ctx, emu, dest, "--export", model_id)
+            checked = _child(ctx, emu, path, "--verify", model_id)
+            if checked.output["sha256"] != expected or exported.output["sha256"] != expected:
+                raise RuntimeError("the model's SHA-256 is not the file's")
+            if rep:
+                export.append(size / exported.output["seconds"] / 1e6)
+                verify.append(size / checked.output["seconds"] / 1e6)
+    dest.unlink(missing_ok=True)
+    ratio = ratios(verify, export)
+    where = f"{fmt_size(size)}; emulator storage=disk on {ctx.scratch}; export job included"
+    return [
+        Figure("integrity", "verify (download hashed, not written)", "MB/s", verify, notes=where),
+        Figure("integrity", "export_to_file (download written)", "MB/s", export, notes=where),
+        Figure(
+            "integrity", "ratio verify / export_to_file", "x", ratio, ">= 0.8", at_least(ratio, 0.8)
+        ),
+    ]
+
+
+def _hashing_figures(size: int, on: list[ChildRun], off: list[ChildRun]) -> list[Figure]:
     gib = size / GiB
     rate_on = [size / r.output["seconds"] / 1e6 for r in on]
     rate_off = [size / r.output["seconds"] / 1e6 for r in off]

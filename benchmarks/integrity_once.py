@@ -1,8 +1,9 @@
-"""One import in this process with or without SHA-256 hashing; prints a JSON line.
+"""One import (with or without SHA-256), verify or export in this process; prints JSON.
 
 ``--hash off`` swaps the upload's trailing hasher for a stand-in that hashes nothing, so
 the same import can be timed with and without its SHA-256. With hashing on, the hashing
-thread's own CPU time is reported beside the whole process's.
+thread's own CPU time is reported beside the whole process's. ``--verify MODEL_ID``
+compares the model with the file instead; ``--export MODEL_ID`` downloads it to the path.
 """
 
 from __future__ import annotations
@@ -49,10 +50,29 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
         TrailingHasher.digest = recording_digest  # type: ignore[method-assign]
     cpu0, t0 = time.process_time(), time.perf_counter()
     async with KoreClient(host=args.host, api_key=args.key, state_dir=args.state_dir) as kore:
+        if args.verify:
+            checked = await kore.models.verify(args.verify, path)
+            return {
+                "status": "SUCCESS" if checked.matches else "MISMATCH",
+                "bytes": checked.model_bytes,
+                "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - cpu0,
+                "sha256": checked.model_sha256,
+            }
+        if args.export:
+            exported = await kore.models.export_to_file(args.export, path)
+            return {
+                "status": "SUCCESS",
+                "bytes": exported.bytes,
+                "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - cpu0,
+                "sha256": exported.sha256,
+            }
         result = await kore.models.import_file(path, resume=False)
     seconds = time.perf_counter() - t0
     return {
         "status": result.status,
+        "model_id": result.model_id,
         "bytes": result.bytes,
         "seconds": seconds,
         "cpu_seconds": time.process_time() - cpu0,
@@ -69,6 +89,8 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--hash", choices=["on", "off"], default="on")
+    parser.add_argument("--verify", metavar="MODEL_ID", help="verify the model against PATH")
+    parser.add_argument("--export", metavar="MODEL_ID", help="export the model to PATH")
     args = parser.parse_args()
     if not args.host.startswith(("http://127.0.0.1", "http://[::1]")):
         parser.error("benchmarks only talk to loopback")

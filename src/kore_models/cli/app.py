@@ -32,6 +32,7 @@ class _LazyGroup(KoreGroup):
         "emulator": ("kore_models.emulator.command", "emulator_command"),
         "history": ("kore_models.cli.commands_ledger", "history_command"),
         "journals": ("kore_models.cli.commands_ledger", "journals_command"),
+        "verify": ("kore_models.cli.commands_ledger", "verify_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -36,6 +36,7 @@ class ImportOptions:
     timeout: float | None
     resume: bool
     skip_existing: bool = False
+    verify: bool = False
 
 
 def _label(path: Path) -> str:
@@ -79,7 +80,8 @@ def human_line(row: dict[str, Any], label: str) -> str | None:
             f"(check: kore-models status {row['dockStatusId']})"
         )
     digest = f", sha256 {row['sha256']}" if row.get("sha256") else ""
-    return f"{head}, {size} ({rate}{resumed}{retries}){digest}"
+    verified = ", verified on the server" if row.get("verified") else ""
+    return f"{head}, {size} ({rate}{resumed}{retries}){digest}{verified}"
 
 
 class _Run:
@@ -179,6 +181,11 @@ class _Run:
                 job_timeout=opts.timeout,
             )
             row = import_row(entry.path, entry.is_adapter, result)
+            if opts.verify and result.model_id and result.status == "SUCCESS":
+                checked = await self.kore.models.verify(
+                    result.model_id, entry.path, local_sha256=result.sha256
+                )
+                row["verified"] = checked.matches
             if self.state is not None and row["dockStatusId"]:
                 await anyio.to_thread.run_sync(self.state.record, entry, row)
             return row
@@ -303,6 +310,11 @@ async def _run_imports(
     help="Skip a file the ledger lists as imported to this host (same size, mtime, content).",
 )
 @click.option(
+    "--verify",
+    is_flag=True,
+    help="After the job succeeds, export the model and check its SHA-256 (exit 11 if not equal).",
+)
+@click.option(
     "--parallel-files",
     type=click.IntRange(1, 64),
     default=1,
@@ -327,6 +339,7 @@ def import_command(
     timeout: float | None,
     no_resume: bool,
     skip_existing: bool,
+    verify: bool,
     parallel_files: int,
     manifest: Path | None,
     shard: Shard | None,
@@ -351,8 +364,10 @@ def import_command(
         raise click.UsageError("--shard needs --manifest")
     if adapter and manifest is not None:
         raise click.UsageError("with --manifest, mark adapters with isAdapter in the manifest")
+    if verify and no_wait:
+        raise click.UsageError("--verify needs the import job to finish; drop --no-wait")
     options = ImportOptions(
-        chunk_size, concurrency, not no_wait, timeout, not no_resume, skip_existing
+        chunk_size, concurrency, not no_wait, timeout, not no_resume, skip_existing, verify
     )
 
     async def main() -> int:

@@ -1,4 +1,4 @@
-"""``kore-models history`` (the local ledger) and ``journals`` (unfinished imports)."""
+"""``kore-models verify`` (a model against a file), ``history`` (the ledger), ``journals``."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from ..transfer.journal_scan import JournalInfo, clean_journals, scan_journals
 from .context import get_globals, run_command
 from .errors import EXIT_OK
 from .output import human_bytes
+from .progress import ProgressDisplay, pick_mode
 
-__all__ = ["history_command", "journals_command", "state_dir_from_env"]
+__all__ = ["history_command", "journals_command", "state_dir_from_env", "verify_command"]
 
 
 def state_dir_from_env() -> Path:
@@ -120,6 +121,68 @@ def journals_command(ctx: click.Context, clean: bool, json_mode: bool) -> None:
             "removed": [j.to_json() for j in removed],
         }
         out.result(document, lines)
+        return EXIT_OK
+
+    run_command(ctx, out, main)
+
+
+@click.command("verify")
+@click.argument("model_id")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--keep",
+    "keep_to",
+    type=click.Path(path_type=Path),
+    metavar="DEST",
+    help="Also save the download here (by default it is only hashed, never written).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Give up waiting for the export job after this long (exit 6).",
+)
+@click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
+@click.pass_context
+def verify_command(
+    ctx: click.Context,
+    model_id: str,
+    path: Path,
+    keep_to: Path | None,
+    timeout: float | None,
+    json_mode: bool,
+) -> None:
+    """Check that MODEL_ID on the server holds exactly the bytes of PATH (SHA-256).
+
+    \b
+    Exports the model and streams the download through SHA-256 while PATH is hashed;
+    prints both digests. Exit 0 when they match, 11 when they do not.
+    Examples:
+      kore-models verify cm-1234 llama-3-8b.tar
+      kore-models verify cm-1234 llama-3-8b.tar --keep /tmp/roundtrip.tar --json
+    """
+    g = get_globals(ctx)
+    out = g.output(json_mode=json_mode)
+
+    async def main() -> int:
+        async with g.client() as kore:
+            with ProgressDisplay(out, pick_mode(out)) as display:
+                result = await kore.models.verify(
+                    model_id,
+                    path,
+                    keep_to=keep_to,
+                    timeout=timeout,
+                    on_progress=display.track(model_id),
+                )
+        lines = [
+            f"verified {model_id}: it matches {result.path} "
+            f"({human_bytes(result.model_bytes)} in {result.seconds:.1f} s)",
+            f"  local sha256 {result.local_sha256}",
+            f"  model sha256 {result.model_sha256}",
+        ]
+        if result.kept is not None:
+            lines.append(f"  download kept at {result.kept}")
+        out.result(result.model_dump(by_alias=True, mode="json"), lines)
         return EXIT_OK
 
     run_command(ctx, out, main)

@@ -16,13 +16,14 @@ from pydantic import ValidationError
 from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
 from ..ledger import export_entry, import_entry, note_transfer
-from ..results import ExportResult, ImportResult
+from ..results import ExportResult, ImportResult, VerifyResult
 from ..transfer.download import DEFAULT_RANGES, download_file, normalise_sha256
 from ..transfer.journal import Fingerprint
 from ..transfer.localfile import check_local_file
 from ..transfer.partfile import resolve_destination
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
 from ..transfer.upload import import_file
+from ..transfer.verify import verify_model
 from ..types import DeployConfig, JobDocument, ModelType
 from ._parse import parse_as
 from .dock_status import DockStatus
@@ -272,6 +273,44 @@ class Models:
             seconds=exported.seconds,
         )
         await note_transfer(settings.state_dir, entry)
+
+    async def verify(
+        self,
+        model_id: str,
+        path: str | os.PathLike[str],
+        *,
+        keep_to: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        local_sha256: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> VerifyResult:
+        """Export ``model_id`` and compare its SHA-256 with the local file ``path``.
+
+        The download is hashed without being written (``keep_to`` saves it as well); the
+        local file is hashed meanwhile, unless ``local_sha256`` is given. A mismatch raises
+        IntegrityError (``expected``: local, ``actual``: the model's); ``timeout`` is a
+        hard deadline for the export job.
+        """
+
+        async def export(tracker: ProgressTracker) -> JobDocument:
+            job = await self.export(model_id)
+            return await self._await(
+                job,
+                timeout,
+                lambda doc: tracker.update(
+                    job_status=doc.status, job_percentage=doc.percentage_complete
+                ),
+            )
+
+        return await verify_model(
+            self._transport,
+            export,
+            model_id,
+            Path(path),
+            keep_to=Path(keep_to) if keep_to is not None else None,
+            local_sha256=local_sha256,
+            on_progress=on_progress,
+        )
 
     async def _await(
         self,
