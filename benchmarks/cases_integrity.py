@@ -65,7 +65,39 @@ def run(ctx: Context) -> list[Figure]:
     if any(r.output["sha256"] != expected for r in on):
         raise RuntimeError("an import reported a SHA-256 that is not the file's")
     figures = _hashing_figures(size, on, off)
-    return figures + _verify_figures(ctx, size, expected)
+    return figures + _capped_figures(ctx, size) + _verify_figures(ctx, size, expected)
+
+
+CAP_PER_CONNECTION = 25_000_000
+"""Bytes/s per connection in the capped runs: 8 chunks in flight make 200 MB/s."""
+
+
+def _capped_figures(ctx: Context, size: int) -> list[Figure]:
+    """The same pairs when the network, not the CPU, is the limit (a fast WAN link)."""
+    on: list[ChildRun] = []
+    off: list[ChildRun] = []
+    reps = ctx.reps if ctx.quick else min(ctx.reps, 3)
+    with ctx.emulator(
+        "integrity-capped", storage="discard", throughput_bytes_per_second=CAP_PER_CONNECTION
+    ) as emu:
+        for _ in range(reps):
+            off.append(_import(ctx, emu, size, "off"))
+            on.append(_import(ctx, emu, size, "on"))
+    kept = ratios(
+        [size / r.output["seconds"] for r in on], [size / r.output["seconds"] for r in off]
+    )
+    cap = f"emulator capped at {CAP_PER_CONNECTION / 1e6:g} MB/s per connection (8 in flight)"
+    return [
+        Figure(
+            "integrity",
+            "throughput kept with SHA-256, network-bound (on / off)",
+            "x",
+            kept,
+            ">= 0.9",
+            at_least(kept, 0.9),
+            f"{fmt_size(size)}; {cap}",
+        )
+    ]
 
 
 def _verify_figures(ctx: Context, size: int, expected: str) -> list[Figure]:
