@@ -40,6 +40,7 @@ __all__ = [
     "HashCancelled",
     "HashResult",
     "ReadFrontier",
+    "SizedReader",
     "TrailingHasher",
     "sha256_of_file",
     "sha256_of_source",
@@ -105,6 +106,39 @@ class FileByteSource:
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+class BlockingReader(Protocol):
+    """A reader of byte ranges that must be closed (a folder's ``TarReader``)."""
+
+    def readinto(self, offset: int, view: memoryview) -> int:
+        """Fill ``view`` from ``offset``; return the count (blocking)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the reader holds open."""
+        ...
+
+
+class SizedReader:
+    """A :class:`BlockingReader` with the size of what it reads: a :class:`ByteSource`."""
+
+    def __init__(self, reader: BlockingReader, size: int) -> None:
+        self._reader = reader
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        """Total number of bytes."""
+        return self._size
+
+    def readinto(self, offset: int, view: memoryview) -> int:
+        """Blocking read through the wrapped reader."""
+        return self._reader.readinto(offset, view)
+
+    def close(self) -> None:
+        """Close the wrapped reader."""
+        self._reader.close()
 
 
 class ReadFrontier:

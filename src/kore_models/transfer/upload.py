@@ -2,7 +2,9 @@
 
 How it works:
 1. The local file is checked (exists, a regular file, readable, not empty) and planned
-   into chunks before any request is sent; its fingerprint is taken in a thread.
+   into chunks before any request is sent; its fingerprint is taken in a thread. A
+   folder is listed and checked instead and sent as a tar generated on the fly
+   (:mod:`.source`, :mod:`.tarstream`): chunks are byte ranges of that tar.
 2. With ``resume``, the journal of an earlier run is reused when it matches the file,
    the plan and the host and its session has not expired; only unacknowledged chunks
    are sent. Otherwise a session is started and a new journal written.
@@ -20,27 +22,28 @@ How it works:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ..errors import FileChangedError, JobFailedError, KoreError, UploadError
+from ..errors import JobFailedError, KoreError, UploadError
 from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
-from .hashing import TrailingHasher
-from .journal import Fingerprint, Journal, JournalRecord, fingerprint_file, journal_path
+from .hashing import SizedReader, TrailingHasher
+from .journal import Fingerprint, Journal, JournalRecord, journal_path
 from .local_state import RunLock, check_writable_dir
-from .localfile import check_local_file
 from .plan import ChunkPlan, plan_chunks
 from .progress import Phase, ProgressCallback, ProgressTracker
 from .sender import ChunkSender, SessionGone
+from .source import UploadSource, prepare_source
 
 if TYPE_CHECKING:
     from ..resources.dock_status import DockStatus
@@ -67,6 +70,9 @@ async def import_file(
     resume: bool = True,
     wait: bool = True,
     job_timeout: float | None = None,
+    exclude: Sequence[str] = (),
+    include: Sequence[str] = (),
+    as_tar: bool = False,
     on_done: ImportDone | None = None,
 ) -> ImportResult:
     """Upload ``path`` in chunks, complete the session and (with ``wait``) await the job.
@@ -75,13 +81,19 @@ async def import_file(
     the caller gave explicitly may exceed ``max_chunk_size``; the planner only raises the
     size when the file needs more than ``max_chunks`` chunks. ``job_timeout`` is a hard
     deadline for the server's job, not the upload, which is bounded by the retry rulebook
-    and the stall timeout instead. ``on_done`` is awaited with the completed import (the
-    client records it in the ledger).
+    and the stall timeout instead. A folder (or, with ``as_tar``, one file) is sent as a
+    tar; ``exclude``/``include`` are its .gitignore-style patterns. ``on_done`` is awaited
+    with the completed import (the client records it in the ledger).
     """
     started = time.monotonic()
     file_path = Path(os.fspath(path))
     file_path = await anyio.to_thread.run_sync(file_path.expanduser)
-    size = await anyio.to_thread.run_sync(check_local_file, file_path)
+    source = await anyio.to_thread.run_sync(
+        functools.partial(
+            prepare_source, file_path, exclude=exclude, include=include, as_tar=as_tar
+        )
+    )
+    size = source.size
     plan = plan_chunks(
         size,
         settings.chunk_size,
@@ -101,7 +113,7 @@ async def import_file(
             files,
             dock_status,
             settings,
-            file_path,
+            source,
             plan,
             tracker,
             is_adapter=is_adapter,
@@ -120,7 +132,7 @@ async def _run_import(
     files: Files,
     dock_status: DockStatus,
     settings: Settings,
-    file_path: Path,
+    source: UploadSource,
     plan: ChunkPlan,
     tracker: ProgressTracker,
     *,
@@ -132,6 +144,7 @@ async def _run_import(
     on_done: ImportDone | None,
 ) -> ImportResult:
     """The import after planning: check the state folder, lock, then the import itself."""
+    file_path = source.path
     journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     # Before any request: a journal that cannot be written would leave a session and a
     # model on the server that no later run can find (an orphan on every attempt).
@@ -143,12 +156,12 @@ async def _run_import(
         )
     )
     async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
-        with TrailingHasher.for_file(file_path, plan.file_size) as hasher:
+        with _hasher_for(source) as hasher:
             return await _import_locked(
                 files,
                 dock_status,
                 settings,
-                file_path,
+                source,
                 plan,
                 tracker,
                 journal,
@@ -162,11 +175,19 @@ async def _run_import(
             )
 
 
+def _hasher_for(source: UploadSource) -> TrailingHasher:
+    """A trailing hasher over exactly what the import sends: the file, or the folder's tar."""
+    if source.archive is None:
+        return TrailingHasher.for_file(source.path, source.size)
+    reader = SizedReader(source.archive.open_reader(), source.archive.size)
+    return TrailingHasher(reader, owns_source=True)
+
+
 async def _import_locked(
     files: Files,
     dock_status: DockStatus,
     settings: Settings,
-    file_path: Path,
+    source: UploadSource,
     plan: ChunkPlan,
     tracker: ProgressTracker,
     journal: Journal,
@@ -185,7 +206,8 @@ async def _import_locked(
     its digest is awaited before the file's fingerprint is checked and ``complete`` sent.
     """
     size = plan.file_size
-    fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
+    file_path = source.path
+    fingerprint = await anyio.to_thread.run_sync(source.fingerprint)
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
     live = record is not None and (
         record.host == settings.host
@@ -215,7 +237,7 @@ async def _import_locked(
     upload = ChunkSender(
         files,
         settings,
-        file_path,
+        source,
         plan,
         fingerprint,
         journal,
@@ -248,11 +270,7 @@ async def _import_locked(
         try:
             await upload.send_chunks([c for c in plan.chunks if c.number not in done])
             await hasher.digest()
-            now_fp = await anyio.to_thread.run_sync(fingerprint_file, file_path)
-            if now_fp != fingerprint:
-                raise FileChangedError(
-                    f"{file_path} changed while it was being uploaded; the import was stopped"
-                )
+            await anyio.to_thread.run_sync(source.check_unchanged, fingerprint)
             tracker.phase(Phase.COMPLETING)
             job = await upload.complete()
         except SessionGone as exc:
