@@ -190,7 +190,12 @@ class _Run:
             row = import_row(entry.path, entry.is_adapter, result)
             if opts.verify and result.model_id and result.status == "SUCCESS":
                 checked = await self.kore.models.verify(
-                    result.model_id, entry.path, local_sha256=result.sha256
+                    result.model_id,
+                    entry.path,
+                    local_sha256=result.sha256,
+                    exclude=opts.exclude,
+                    include=opts.include,
+                    as_tar=opts.as_tar,
                 )
                 row["verified"] = checked.matches
             if self.state is not None and row["dockStatusId"]:

@@ -142,6 +142,14 @@ def journals_command(ctx: click.Context, clean: bool, json_mode: bool) -> None:
     metavar="SECONDS",
     help="Give up waiting for the export job after this long (exit 6).",
 )
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Folders: as given to the import (the tar compared must be the one it sent).",
+)
+@click.option("--include", multiple=True, metavar="PATTERN", help="Folders: as for the import.")
+@click.option("--as-tar", is_flag=True, help="PATH was imported as a one-member tar.")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
 def verify_command(
@@ -150,13 +158,17 @@ def verify_command(
     path: Path,
     keep_to: Path | None,
     timeout: float | None,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    as_tar: bool,
     json_mode: bool,
 ) -> None:
     """Check that MODEL_ID on the server holds exactly the bytes of PATH (SHA-256).
 
     \b
-    Exports the model and streams the download through SHA-256 while PATH is hashed;
-    prints both digests. Exit 0 when they match, 11 when they do not.
+    Exports the model and streams the download through SHA-256 while PATH is hashed
+    (a folder as the tar its import sent); prints both digests. Exit 0 when they
+    match, 11 when they do not.
     Examples:
       kore-models verify cm-1234 llama-3-8b.tar
       kore-models verify cm-1234 llama-3-8b.tar --keep /tmp/roundtrip.tar --json
@@ -172,6 +184,9 @@ def verify_command(
                     path,
                     keep_to=keep_to,
                     timeout=timeout,
+                    exclude=exclude,
+                    include=include,
+                    as_tar=as_tar,
                     on_progress=display.track(model_id),
                 )
         lines = [

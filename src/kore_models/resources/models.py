@@ -305,6 +305,9 @@ class Models:
         keep_to: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
         local_sha256: str | None = None,
+        exclude: Sequence[str] = (),
+        include: Sequence[str] = (),
+        as_tar: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> VerifyResult:
         """Export ``model_id`` and compare its SHA-256 with the local file ``path``.
@@ -312,7 +315,8 @@ class Models:
         The download is hashed without being written (``keep_to`` saves it as well); the
         local file is hashed meanwhile, unless ``local_sha256`` is given. A mismatch raises
         IntegrityError (``expected``: local, ``actual``: the model's); ``timeout`` is a
-        hard deadline for the export job.
+        hard deadline for the export job. A folder ``path`` is compared as the tar that
+        ``import_file`` sends for it with the same ``exclude``, ``include`` and ``as_tar``.
         """
 
         async def export(tracker: ProgressTracker) -> JobDocument:
@@ -332,6 +336,9 @@ class Models:
             Path(path),
             keep_to=Path(keep_to) if keep_to is not None else None,
             local_sha256=local_sha256,
+            exclude=exclude,
+            include=include,
+            as_tar=as_tar,
             on_progress=on_progress,
         )
 

@@ -30,9 +30,12 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import FileChangedError
+
+if TYPE_CHECKING:
+    from .source import UploadSource
 
 __all__ = [
     "ByteSource",
@@ -42,6 +45,7 @@ __all__ = [
     "ReadFrontier",
     "SizedReader",
     "TrailingHasher",
+    "hasher_for",
     "sha256_of_file",
     "sha256_of_source",
 ]
@@ -353,6 +357,14 @@ class TrailingHasher:
             cpu_seconds=time.thread_time() - cpu_start,
             seconds=time.monotonic() - wall_start,
         )
+
+
+def hasher_for(source: UploadSource) -> TrailingHasher:
+    """A trailing hasher over exactly what an import sends: the file, or the folder's tar."""
+    if source.archive is None:
+        return TrailingHasher.for_file(source.path, source.size)
+    reader = SizedReader(source.archive.open_reader(), source.archive.size)
+    return TrailingHasher(reader, owns_source=True)
 
 
 async def sha256_of_source(source: ByteSource, *, block_size: int = HASH_BLOCK) -> HashResult:

@@ -37,7 +37,7 @@ from ..errors import JobFailedError, KoreError, UploadError
 from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
-from .hashing import SizedReader, TrailingHasher
+from .hashing import TrailingHasher, hasher_for
 from .journal import Fingerprint, Journal, JournalRecord, journal_path
 from .local_state import RunLock, check_writable_dir
 from .plan import ChunkPlan, plan_chunks
@@ -156,7 +156,7 @@ async def _run_import(
         )
     )
     async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
-        with _hasher_for(source) as hasher:
+        with hasher_for(source) as hasher:
             return await _import_locked(
                 files,
                 dock_status,
@@ -173,14 +173,6 @@ async def _run_import(
                 started=started,
                 on_done=on_done,
             )
-
-
-def _hasher_for(source: UploadSource) -> TrailingHasher:
-    """A trailing hasher over exactly what the import sends: the file, or the folder's tar."""
-    if source.archive is None:
-        return TrailingHasher.for_file(source.path, source.size)
-    reader = SizedReader(source.archive.open_reader(), source.archive.size)
-    return TrailingHasher(reader, owns_source=True)
 
 
 async def _import_locked(

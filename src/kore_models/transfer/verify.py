@@ -1,6 +1,7 @@
 """``kore.models.verify``: export a model, hash the download, compare with the local file.
 
-How it works: the local file is checked before any request and hashed in a worker thread
+How it works: the local file (or folder, as the tar an import of it sends) is checked
+before any request and hashed in a worker thread
 while the server runs the export job; the download is streamed through SHA-256 without
 touching the disk (or saved to ``keep_to`` as well). Both digests end up in the
 :class:`~kore_models.results.VerifyResult`; a mismatch raises
@@ -12,8 +13,9 @@ local file is not read again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -23,17 +25,19 @@ from ..errors import DownloadError, IntegrityError
 from ..results import VerifyResult
 from ..types import JobDocument
 from .digest import digest_download
-from .hashing import sha256_of_file
-from .localfile import check_local_file
+from .hashing import hasher_for
 from .progress import Phase, ProgressCallback, ProgressTracker
+from .source import UploadSource, prepare_source
 
 __all__ = ["verify_model"]
 
 
-async def _local_sha256(path: Path, known: str | None) -> str:
+async def _local_sha256(source: UploadSource, known: str | None) -> str:
+    """The digest of what an import of ``source`` sends (the file, or the folder's tar)."""
     if known is not None:
         return known.lower()
-    return (await sha256_of_file(path)).sha256
+    with hasher_for(source) as hasher:
+        return (await hasher.digest()).sha256
 
 
 async def verify_model(
@@ -44,17 +48,27 @@ async def verify_model(
     *,
     keep_to: Path | None = None,
     local_sha256: str | None = None,
+    exclude: Sequence[str] = (),
+    include: Sequence[str] = (),
+    as_tar: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> VerifyResult:
     """Compare ``model_id`` on the server with ``path``; see the module docstring.
 
-    ``export`` starts the export job and waits for it (the caller's timeout applies).
+    ``export`` starts the export job and waits for it (the caller's timeout applies). A
+    folder is compared as the tar an import with the same ``exclude``, ``include`` and
+    ``as_tar`` sends.
     """
     started = time.monotonic()
     local_path = await anyio.to_thread.run_sync(path.expanduser)
-    local_size = await anyio.to_thread.run_sync(check_local_file, local_path)
+    source = await anyio.to_thread.run_sync(
+        functools.partial(
+            prepare_source, local_path, exclude=exclude, include=include, as_tar=as_tar
+        )
+    )
+    local_size = source.size
     tracker = ProgressTracker(on_progress)
-    local = asyncio.ensure_future(_local_sha256(local_path, local_sha256))
+    local = asyncio.ensure_future(_local_sha256(source, local_sha256))
     try:
         tracker.phase(Phase.PROCESSING, message="exporting on the server")
         final = await export(tracker)
