@@ -13,7 +13,9 @@ How it works:
    rulebook alone, with a retry budget shared by the whole upload. A failed attempt's
    bytes are rewound from the progress count. A fatal error (401, a changed file, ...)
    cancels the others at once; when a chunk exhausts its retries no new chunk starts,
-   the in-flight ones finish, and :class:`UploadError` names the failed chunks.
+   the in-flight ones finish, and :class:`UploadError` names the failed chunks. A
+   thread hashes what is sent, in order, trailing the chunks' reads (:mod:`.hashing`);
+   its SHA-256 is awaited before the last fingerprint check and ``complete``.
 4. A session that expires (410, or 404 for a session the server forgot) is replaced once
    by a fresh one. ``complete`` is sent when every chunk is acknowledged; chunks the
    server reports missing are re-sent once, and a 409 that carries the job id counts as
