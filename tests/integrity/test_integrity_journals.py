@@ -239,3 +239,41 @@ def test_clean_leaves_a_journal_that_a_running_import_holds(
     assert [Path(j["journal"]) for j in cleaned["removed"]] == [journal]
     assert [j["state"] for j in cleaned["removed"]] == ["stale"]
     assert not journal.exists()
+
+
+async def test_an_interrupted_folder_import_is_resumable_not_stale(
+    clients: ClientFactory, ctl: EmuControl, tmp_path: Path
+) -> None:
+    """A folder's journal keeps the tar's fingerprint, not a file's: --clean must keep it."""
+    folder = tmp_path / "model-folder"
+    folder.mkdir()
+    for number in range(3):
+        (folder / f"shard-{number}.bin").write_bytes(os.urandom(5 * CHUNK))
+    (folder / "config.json").write_text("{}")
+    await interrupted_import(clients, ctl, folder)
+    lone = tmp_path / "weights.safetensors"
+    lone.write_bytes(os.urandom(6 * CHUNK))
+    await ctl.configure(throughput_bytes_per_second=1_000_000)
+    reached = asyncio.Event()
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.chunks_done >= 2:
+            reached.set()
+
+    task = asyncio.create_task(
+        clients(concurrency=2).models.import_file(lone, as_tar=True, on_progress=on_progress)
+    )
+    waiter = asyncio.create_task(reached.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    state = tmp_path / "state"
+    cleaned = await run_journals(state, "--clean")
+    assert cleaned["removed"] == []
+    kept = {j["path"]: j["state"] for j in cleaned["journals"]}
+    assert kept == {str(folder.resolve()): "resumable", str(lone.resolve()): "resumable"}
+    await ctl.configure(throughput_bytes_per_second=None)
+    result = await clients().models.import_file(folder)
+    assert result.resumed

@@ -27,9 +27,10 @@ from typing import Any
 
 import anyio
 
-from ..errors import JournalError, LocalStorageError, LockedError
+from ..errors import JournalError, LocalFileError, LocalStorageError, LockedError
 from .journal import JournalRecord, fingerprint_file
 from .local_state import RunLock
+from .source import prepare_source
 
 __all__ = ["JournalInfo", "JournalState", "clean_journals", "scan_journals"]
 
@@ -91,16 +92,29 @@ def _state_of(record: JournalRecord, now: datetime) -> tuple[JournalState, str]:
     if record.dock_status_id is not None:
         return JournalState.WAITING, f"uploaded; job {record.dock_status_id} not yet awaited"
     path = Path(record.file_path)
+    if record.expired(now, margin_seconds=0):
+        return JournalState.EXPIRED, "the upload session has expired on the server"
     try:
-        fingerprint = fingerprint_file(path)
+        if path.is_dir():
+            # Sent as a tar made with the import's --exclude/--include, which the journal
+            # does not keep: a listing that differs from the default one may still match.
+            if prepare_source(path).fingerprint() != record.fingerprint:
+                return JournalState.RESUMABLE, (
+                    "a folder: run the same import (same --exclude/--include) to resume "
+                    "it; it starts afresh if the folder changed"
+                )
+        elif (
+            fingerprint_file(path) != record.fingerprint
+            # a lone file sent with --as-tar: the journal keeps its one-member tar's print
+            and prepare_source(path, as_tar=True).fingerprint() != record.fingerprint
+        ):
+            return JournalState.STALE, "the file changed since the upload started"
     except FileNotFoundError:
         return JournalState.STALE, "the file no longer exists"
     except OSError as exc:
         return JournalState.STALE, f"the file cannot be read ({exc.strerror or exc})"
-    if fingerprint != record.fingerprint:
-        return JournalState.STALE, "the file changed since the upload started"
-    if record.expired(now, margin_seconds=0):
-        return JournalState.EXPIRED, "the upload session has expired on the server"
+    except LocalFileError as exc:
+        return JournalState.STALE, f"it cannot be sent any more ({exc})"
     return JournalState.RESUMABLE, "run the same import again to resume it"
 
 
