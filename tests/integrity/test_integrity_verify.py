@@ -15,16 +15,10 @@ from tests.integrity.test_integrity_ledger_use import kore_models
 from tests.support.transfer import CHUNK, ClientFactory, EmuControl
 
 
-async def corrupt_stored_model(ctl: EmuControl, emu: RunningEmulator, model_id: str) -> None:
-    """Change one byte the emulator stores for ``model_id`` (its control API when it has
-    the corrupt endpoint, else the stored file itself)."""
-    async with ctl.http.post(f"{emu.url}/_emulator/models/{model_id}/corrupt", json={}) as r:
-        if r.status == 200:
-            return
-    path = emu.state.store.model_path(model_id)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+async def corrupt_stored_model(ctl: EmuControl, model_id: str) -> None:
+    """Invert one byte the emulator stores for ``model_id`` (its recorded sha256 stays)."""
+    answer = await ctl.call("POST", f"/models/{model_id}/corrupt", {})
+    assert answer["currentSha256"] != answer["sha256"]
 
 
 def files_under(root: Path) -> set[Path]:
@@ -78,7 +72,7 @@ async def test_a_damaged_model_fails_with_both_digests(
     source = write_tar(5 * CHUNK)
     imported = await kore.models.import_file(source)
     assert imported.model_id is not None
-    await corrupt_stored_model(ctl, emu, imported.model_id)
+    await corrupt_stored_model(ctl, imported.model_id)
     with pytest.raises(IntegrityError, match="does not match") as caught:
         await kore.models.verify(imported.model_id, source)
     assert caught.value.expected == sha256sum(source)
@@ -133,7 +127,7 @@ async def test_the_whole_story_through_the_cli(
     assert [t["direction"] for t in transfers] == ["import", "import", "export"]
     assert {t["sha256"] for t in transfers} == {expected}
     assert transfers[-1]["path"] == str(exported)
-    await corrupt_stored_model(ctl, emu, model_id)
+    await corrupt_stored_model(ctl, model_id)
     code, out, err = await kore_models(emu, state, "verify", "--json", model_id, str(source))
     assert code == 11
     error = json.loads(out)["error"]
