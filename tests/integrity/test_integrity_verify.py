@@ -64,7 +64,6 @@ async def test_verify_keeps_the_download_when_asked(
 async def test_a_damaged_model_fails_with_both_digests(
     clients: ClientFactory,
     ctl: EmuControl,
-    emu: RunningEmulator,
     write_tar: Callable[[int], Path],
     sha256sum: Callable[[Path], str],
 ) -> None:
