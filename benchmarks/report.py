@@ -53,6 +53,11 @@ CASE_TEXT = """\
    against the very same bytes as one tar file, in turn in the same run (default settings,
    order alternating); the folder import's peak RSS; and planning a 10,000-file folder (listing,
    checks, archive size, fingerprint) in a fresh process.
+integrity. **SHA-256 of every import** — 1 GiB imports with the trailing hasher on and off
+   (a stand-in that hashes nothing), alternated: both throughputs and their ratio, the hashing
+   thread's CPU per GiB beside the whole import's; the same pairs with the emulator capped at
+   25 MB/s per connection (network-bound); `verify` (download hashed, not written) against
+   `export_to_file` of the same model.
 
 Every comparison is a ratio of two measurements taken in the same repetition; figures are the
 median of the repetitions, with the spread (min-max). The machine below is shared with other
