@@ -21,6 +21,14 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
+from ._network import (
+    CertificateRequests,
+    ProxyResolver,
+    build_ssl_context,
+    classify_failure,
+    describe_trust,
+    network_middleware,
+)
 from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
 from .errors import (
     REQUEST_ID_HEADERS,
@@ -128,6 +136,14 @@ class Transport:
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
+        proxy = settings.proxy.get_secret_value() if settings.proxy is not None else None
+        self.proxies = ProxyResolver(proxy)  # ConfigurationError for a malformed proxy URL
+        self.certificate_requests = CertificateRequests()
+        self._ssl = (
+            build_ssl_context(settings, requests=self.certificate_requests)
+            if self._owns_session
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"Transport(host={self.settings.host!r})"
@@ -144,9 +160,14 @@ class Transport:
             raise KoreError("the client is closed; create a new KoreClient")
         if self._session is None:
             limit = max(16, self.settings.concurrency + 4)
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+            connector = aiohttp.TCPConnector(
+                limit=limit, limit_per_host=limit, ssl=self._ssl or True
+            )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self.timeout, raise_for_status=False
+                connector=connector,
+                timeout=self.timeout,
+                raise_for_status=False,
+                middlewares=[network_middleware(self.settings.host, self.proxies)],
             )
         return self._session
 
@@ -271,6 +292,17 @@ class Transport:
     def _map_transport_error(self, exc: BaseException, method: str, url: str) -> KoreError:
         if isinstance(exc, KoreError):
             return exc
+        network = classify_failure(
+            exc,
+            method,
+            url,
+            self.proxies.route_for(url),
+            describe_trust(self.settings),
+            asked_for_certificate=(urlsplit(url).hostname or "") in self.certificate_requests.hosts,
+            client_cert=self.settings.client_cert,
+        )
+        if network is not None:
+            return network
         detail = redact(str(exc) or type(exc).__name__, self.secret)
         if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
             return KoreTimeoutError(f"{method} {url}: timed out ({detail})", method=method, url=url)

@@ -108,6 +108,35 @@ class _LazyGroup(click.Group):
     help="Read the API key from this file (surrounding whitespace is stripped).",
 )
 @click.option("--api-key-stdin", is_flag=True, help="Read the API key from the first stdin line.")
+@click.option(
+    "--proxy",
+    metavar="URL",
+    help="Proxy, http://[USER:PASSWORD@]HOST:PORT (env KORE_PROXY; beats HTTPS_PROXY).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Trust the CAs in this PEM file, e.g. a TLS-inspecting proxy's (env KORE_CA_BUNDLE).",
+)
+@click.option(
+    "--client-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Client certificate (PEM) for hosts that require mutual TLS.",
+)
+@click.option(
+    "--client-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Key of --client-cert, when not in the same file.",
+)
+@click.option(
+    "--trust",
+    type=click.Choice(["default", "system"]),
+    default=None,
+    help="Which CA store to start from: Python's default, or the operating system's.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs and tracebacks on stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result (and errors).")
 @click.pass_context
@@ -117,6 +146,11 @@ def cli(
     api_key: str | None,
     api_key_file: Path | None,
     api_key_stdin: bool,
+    proxy: str | None,
+    ca_bundle: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
+    trust: str | None,
     verbose: bool,
     quiet: bool,
 ) -> None:
@@ -133,7 +167,9 @@ def cli(
     if verbose and quiet:
         raise click.UsageError("--verbose and --quiet exclude each other")
     key = _resolve_key(ctx, api_key, api_key_file, api_key_stdin)
-    ctx.obj = Globals(host=host, api_key=key, verbose=verbose, quiet=quiet)
+    network = {"proxy": proxy, "ca_bundle": ca_bundle, "client_cert": client_cert}
+    network.update(client_key=client_key, trust=trust)
+    ctx.obj = Globals(host=host, api_key=key, verbose=verbose, quiet=quiet, network=network)
 
 
 cli.add_command(import_command)

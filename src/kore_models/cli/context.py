@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from .._network import proxy_secrets
 from ..client import KoreClient
 from ..errors import ConfigurationError
 from .errors import EXIT_INTERRUPTED
@@ -26,11 +28,15 @@ class Globals:
     api_key: str | None = None
     verbose: bool = False
     quiet: bool = False
+    network: dict[str, Any] = field(default_factory=dict)
+    """--proxy, --ca-bundle, --client-cert, --client-key, --trust (None: not given)."""
 
     def output(self, *, json_mode: bool = False) -> Output:
-        """An Output for one command, with the key registered as a secret."""
+        """An Output for one command, with the key and proxy passwords registered as secrets."""
         out = Output(json_mode=json_mode, quiet=self.quiet, verbose=self.verbose)
         out.add_secret(self.api_key)
+        for password in proxy_secrets(self.network.get("proxy") or os.environ.get("KORE_PROXY")):
+            out.add_secret(password)
         return out
 
     def client(self, **settings: Any) -> KoreClient:
@@ -44,7 +50,7 @@ class Globals:
             raise ConfigurationError(
                 "no API key: pass --api-key-file, --api-key-stdin or --api-key, or set KORE_API_KEY"
             )
-        given = {k: v for k, v in settings.items() if v is not None}
+        given = {k: v for k, v in {**self.network, **settings}.items() if v is not None}
         if "state_dir" in given:
             given["state_dir"] = Path(given["state_dir"])
         return KoreClient(host=self.host, api_key=self.api_key, **given)

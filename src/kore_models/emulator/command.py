@@ -13,6 +13,7 @@ import click
 
 from .config import DEFAULT_MAX_CHUNK_BYTES, FAULT_KINDS, EmulatorConfig, mask_key
 from .server import run_emulator
+from .tls import EmulatorTLS
 
 
 def _write_ready_file(path: Path, url: str) -> None:
@@ -23,15 +24,24 @@ def _write_ready_file(path: Path, url: str) -> None:
     os.replace(tmp, path)
 
 
-async def _serve(config: EmulatorConfig, host: str, port: int, ready_file: Path | None) -> None:
+async def _serve(
+    config: EmulatorConfig,
+    host: str,
+    port: int,
+    ready_file: Path | None,
+    tls: EmulatorTLS | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with run_emulator(config, host=host, port=port) as emu:
+    async with run_emulator(config, host=host, port=port, tls=tls) as emu:
         if ready_file is not None:
             _write_ready_file(ready_file, emu.url)
         click.echo(f"kore-models emulator listening on {emu.url}")
+        if emu.ca_file is not None:
+            click.echo(f"TLS: its CA is {emu.ca_file}; trust it with:")
+            click.echo(f"  --ca-bundle {emu.ca_file}")
         sys.stdout.flush()
         click.echo(
             f"data dir: {emu.state.data_dir} storage: {config.storage} "
@@ -84,6 +94,14 @@ def _kinds(_: click.Context, __: click.Parameter, value: str | None) -> list[str
 @click.option("--dock-status-rate-limit-per-minute", type=int, default=None, help="Per job id.")
 @click.option("--download-base-url", default=None, help="Origin used in export download URLs.")
 @click.option("--seed", type=int, default=None, help="Seed for random failures.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a certificate made for localhost.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="PEM cert.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="PEM key.")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Require client certificates signed by this CA (mutual TLS).",
+)
 @click.option(
     "--ready-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -109,9 +127,16 @@ def emulator_command(
     dock_status_rate_limit_per_minute: int | None,
     download_base_url: str | None,
     seed: int | None,
+    tls: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
     ready_file: Path | None,
 ) -> None:
-    """Run the local Kore.ai model API emulator until SIGINT/SIGTERM."""
+    """Run the local Kore.ai model API emulator until SIGINT/SIGTERM.
+
+    With --tls it serves HTTPS: the CA it generates is written to <data-dir>/tls/ca.pem.
+    """
     extra = {} if failure_kinds is None else {"failure_kinds": failure_kinds}
     try:
         config = EmulatorConfig(
@@ -134,7 +159,12 @@ def emulator_command(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    asyncio.run(_serve(config, host, port, ready_file))
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
+    serve_tls = None
+    if tls or tls_cert is not None or tls_client_ca is not None:
+        serve_tls = EmulatorTLS(cert_file=tls_cert, key_file=tls_key, client_ca_file=tls_client_ca)
+    asyncio.run(_serve(config, host, port, ready_file, serve_tls))
 
 
 def main() -> None:

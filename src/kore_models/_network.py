@@ -1,0 +1,500 @@
+"""Network setup: the client's SSL context, the proxy chosen for each URL, and TLS/proxy errors.
+
+How it works:
+
+- :func:`build_ssl_context` verifies always. Trusted CAs come from the first of
+  ``ca_bundle`` (``--ca-bundle`` / ``KORE_CA_BUNDLE``), ``REQUESTS_CA_BUNDLE``,
+  ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else the default store; ``trust="system"`` starts from
+  the operating system's store through ``truststore`` and adds the bundle to it. A client
+  certificate and key are loaded for mutual TLS.
+- :class:`ProxyResolver` picks the proxy for one URL as curl and pip do: the explicit proxy
+  (``proxy=`` / ``--proxy`` / ``KORE_PROXY``) beats ``https_proxy`` / ``http_proxy`` /
+  ``all_proxy`` (lower case first, then upper case), and ``NO_PROXY`` (names, domain
+  suffixes, ``*``, IP addresses, CIDR blocks, ``host:port``) turns it off for matching hosts.
+  Credentials in the proxy URL become basic auth; the URL shown anywhere hides the password.
+- :func:`network_middleware` runs for every request and redirect hop of the session: it
+  routes the hop through its proxy, drops the API key from any hop that leaves the API's
+  origin, and turns aiohttp's TLS and proxy failures into :class:`TLSError` /
+  :class:`ProxyError` with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from .errors import ConfigurationError, KoreConnectionError, ProxyError, TLSError
+
+if TYPE_CHECKING:
+    from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
+
+    from .settings import Settings
+
+__all__ = [
+    "API_KEY_HEADER",
+    "ProxyResolver",
+    "ProxyRoute",
+    "build_ssl_context",
+    "classify_failure",
+    "network_middleware",
+    "no_proxy_matches",
+    "proxy_secrets",
+]
+
+log = logging.getLogger("kore_models.network")
+
+API_KEY_HEADER = "x-api-key"
+_CA_ENV_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+_PROXY_SCHEMES = ("http", "https")
+
+
+def _trust_source(settings: Settings, environ: Mapping[str, str]) -> tuple[str, Path] | None:
+    """``(where it came from, path)`` of the CA bundle to trust, or None for the default."""
+    if settings.ca_bundle is not None:
+        return "--ca-bundle", Path(settings.ca_bundle).expanduser()
+    for name in _CA_ENV_VARS:
+        value = environ.get(name, "").strip()
+        if value:
+            return name, Path(value).expanduser()
+    return None
+
+
+def _load_trust(context: ssl.SSLContext, source: tuple[str, Path]) -> None:
+    origin, path = source
+    try:
+        if path.is_dir():
+            context.load_verify_locations(capath=str(path))
+        else:
+            context.load_verify_locations(cafile=str(path))
+    except FileNotFoundError:
+        raise ConfigurationError(f"the CA bundle {path} ({origin}) does not exist") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"the CA bundle {path} ({origin}) could not be loaded: {exc}; "
+            "give a PEM file of CA certificates"
+        ) from None
+
+
+def _load_client_certificate(context: ssl.SSLContext, settings: Settings) -> None:
+    cert, key = settings.client_cert, settings.client_key
+    if cert is None:
+        if key is not None:
+            raise ConfigurationError("--client-key needs --client-cert")
+        return
+    try:
+        context.load_cert_chain(
+            str(Path(cert).expanduser()), None if key is None else str(Path(key).expanduser())
+        )
+    except FileNotFoundError as exc:
+        raise ConfigurationError(
+            f"the client certificate or key does not exist: {exc.filename or cert}"
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigurationError(
+            f"the client certificate {cert} could not be loaded ({exc}); give PEM files, and "
+            "--client-key when the key is not in the certificate file"
+        ) from None
+
+
+class CertificateRequests:
+    """Remembers the hosts whose TLS handshake asked for a client certificate.
+
+    A server that requires one (TLS 1.3) completes the handshake, then drops the
+    connection when the certificate is missing or not accepted; the client sees only a
+    reset. This record turns that reset into a TLS error that names ``--client-cert``.
+    It listens through the SSL context's message callback, which only looks at the
+    message type.
+    """
+
+    def __init__(self) -> None:
+        self.hosts: set[str] = set()
+
+    def __call__(
+        self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: Any
+    ) -> None:
+        if msg_type == _CERTIFICATE_REQUEST and content_type == _HANDSHAKE and direction == "read":
+            host = getattr(conn, "server_hostname", None)
+            if host:
+                self.hosts.add(str(host).lower())
+
+    def install(self, context: ssl.SSLContext) -> None:
+        if type(context) is ssl.SSLContext:  # not truststore's wrapper
+            context._msg_callback = self  # type: ignore[attr-defined]
+
+
+_HANDSHAKE = getattr(getattr(ssl, "_TLSContentType", None), "HANDSHAKE", 22)
+_CERTIFICATE_REQUEST = getattr(getattr(ssl, "_TLSMessageType", None), "CERTIFICATE_REQUEST", 13)
+
+
+def build_ssl_context(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    requests: CertificateRequests | None = None,
+) -> ssl.SSLContext:
+    """The verifying SSL context for ``settings`` (see the module docstring for the order)."""
+    env = os.environ if environ is None else environ
+    source = _trust_source(settings, env)
+    if settings.trust == "system":
+        try:
+            import truststore
+        except ImportError:  # pragma: no cover - a dependency, present unless removed
+            raise ConfigurationError(
+                "--trust system needs the truststore package (pip install truststore)"
+            ) from None
+        context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if source is not None:
+            _load_trust(context, source)
+    elif source is None:
+        context = ssl.create_default_context()
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, checks host names
+        _load_trust(context, source)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    _load_client_certificate(context, settings)
+    if requests is not None:
+        requests.install(context)
+    return context
+
+
+def describe_trust(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """Which CAs are trusted, in words, for error messages."""
+    source = _trust_source(settings, os.environ if environ is None else environ)
+    base = "the operating system's store" if settings.trust == "system" else "the default store"
+    if source is None:
+        return base
+    origin, path = source
+    return f"{path} (from {origin})" + (f" plus {base}" if settings.trust == "system" else "")
+
+
+# ---------------------------------------------------------------------------------------
+# Proxies
+
+
+@dataclass(frozen=True)
+class ProxyRoute:
+    """One proxy: its URL without credentials, the basic auth, and a printable form."""
+
+    url: URL
+    auth: aiohttp.BasicAuth | None
+    shown: str
+    source: str
+
+    @property
+    def password(self) -> str | None:
+        return None if self.auth is None else self.auth.password or None
+
+
+def parse_proxy(raw: str, source: str) -> ProxyRoute:
+    """A proxy URL as users write it: ``host:port`` gets ``http://``; credentials split off."""
+    text = raw.strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in _PROXY_SCHEMES:
+        raise ConfigurationError(
+            f"the proxy from {source} uses {parts.scheme}://; only http:// and https:// "
+            "proxies are supported"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(f"the proxy from {source} has an invalid port") from None
+    if not parts.hostname:
+        raise ConfigurationError(f"the proxy from {source} has no host name")
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    default_port = 443 if parts.scheme.lower() == "https" else 80
+    netloc = f"{host}:{port or default_port}"
+    auth = None
+    shown = f"{parts.scheme.lower()}://{netloc}"
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        auth = aiohttp.BasicAuth(user, password)
+        shown = f"{parts.scheme.lower()}://{user}:***@{netloc}" if password else shown
+        if not password:
+            shown = f"{parts.scheme.lower()}://{user}@{netloc}"
+    url = URL(f"{parts.scheme.lower()}://{netloc}")
+    return ProxyRoute(url=url, auth=auth, shown=shown, source=source)
+
+
+def _env(environ: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """The value of ``name`` (lower case first, as curl reads it) and which spelling."""
+    for spelling in (name.lower(), name.upper()):
+        value = environ.get(spelling, "").strip()
+        if value:
+            return spelling, value
+    return None
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return host, port
+
+
+def no_proxy_matches(no_proxy: str, url: str) -> bool:
+    """True when ``NO_PROXY``-style ``no_proxy`` says ``url`` goes direct.
+
+    Entries are separated by commas or spaces: ``*`` matches everything; ``example.com``
+    and ``.example.com`` match that domain and its subdomains; an IP address or a CIDR
+    block matches IP literals; ``host:port`` matches only that port.
+    """
+    host, port = _host_port(url)
+    if not host:
+        return False
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for raw in no_proxy.replace(" ", ",").split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        entry_port: int | None = None
+        if entry.startswith("["):  # [v6] or [v6]:port
+            inside, _, rest = entry[1:].partition("]")
+            entry = inside
+            if rest.startswith(":") and rest[1:].isdigit():
+                entry_port = int(rest[1:])
+        elif entry.count(":") == 1:
+            name, _, maybe_port = entry.partition(":")
+            if maybe_port.isdigit():
+                entry, entry_port = name, int(maybe_port)
+        if entry_port is not None and entry_port != port:
+            continue
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        domain = entry.lstrip("*").lstrip(".").rstrip(".")
+        if domain and (host == domain or host.endswith("." + domain)):
+            return True
+    return False
+
+
+class ProxyResolver:
+    """Chooses the proxy (or none) for each URL from the settings and the environment."""
+
+    def __init__(self, explicit: str | None, environ: Mapping[str, str] | None = None):
+        env = dict(os.environ if environ is None else environ)
+        self._explicit = None if not explicit else parse_proxy(explicit, "--proxy/KORE_PROXY")
+        self._by_scheme: dict[str, ProxyRoute | None] = {}
+        for scheme in ("https", "http"):
+            found = _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
+            self._by_scheme[scheme] = None if found is None else parse_proxy(found[1], found[0])
+        no_proxy = _env(env, "no_proxy")
+        self._no_proxy = "" if no_proxy is None else no_proxy[1]
+
+    def routes(self) -> list[ProxyRoute]:
+        """Every proxy that may be used (for redaction and messages)."""
+        found = [self._explicit, *self._by_scheme.values()]
+        return [route for route in found if route is not None]
+
+    def route_for(self, url: str) -> ProxyRoute | None:
+        """The proxy for ``url``, or None to connect directly."""
+        if self._no_proxy and no_proxy_matches(self._no_proxy, url):
+            return None
+        if self._explicit is not None:
+            return self._explicit
+        return self._by_scheme.get(urlsplit(url).scheme.lower())
+
+
+def proxy_secrets(explicit: str | None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Proxy passwords (explicit and from the environment), to redact from any output."""
+    try:
+        routes = ProxyResolver(explicit, environ).routes()
+    except ConfigurationError:
+        return []
+    secrets = {route.password for route in routes if route.password}
+    return sorted(s for s in secrets if s is not None)
+
+
+# ---------------------------------------------------------------------------------------
+# Failures
+
+_PLAIN_PORT_MARKERS = (
+    "wrong_version_number",
+    "wrong version number",
+    "record layer failure",
+    "packet length too long",
+    "http_request",
+    "unknown protocol",
+)
+_CLIENT_CERT_MARKERS = (
+    "certificate required",
+    "certificate_required",
+    "bad certificate",
+    "bad_certificate",
+    "unknown ca",
+    "unknown_ca",
+    "handshake failure",
+)
+
+
+def _origin(url: URL) -> str:
+    host = f"[{url.host}]" if url.host and ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{url.port}" if host else str(url)
+
+
+def classify_failure(
+    exc: BaseException,
+    method: str,
+    url: str,
+    route: ProxyRoute | None,
+    trust: str,
+    *,
+    asked_for_certificate: bool = False,
+    client_cert: Path | None = None,
+) -> KoreConnectionError | None:
+    """A TLSError / ProxyError for a TLS or proxy failure of ``url``, or None for others."""
+    parsed = URL(url, encoded=True)
+    where = _origin(parsed)
+    via = "" if route is None else f" (through the proxy {route.shown})"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        shown = route.shown if route is not None else "the proxy"
+        if exc.status == 407:
+            hint = (
+                "check the user name and password in the proxy URL"
+                if route is not None and route.auth is not None
+                else "put the credentials in the proxy URL: http://USER:PASSWORD@HOST:PORT"
+            )
+            return ProxyError(
+                f"the proxy {shown} refused the connection to {where}: "
+                f"407 Proxy Authentication Required; {hint}",
+                method=method,
+                url=url,
+            )
+        if exc.status in (401, 403):
+            return ProxyError(
+                f"the proxy {shown} refused the connection to {where} (HTTP {exc.status}); "
+                "ask the proxy's administrators to allow this host",
+                method=method,
+                url=url,
+            )
+        return KoreConnectionError(
+            f"the proxy {shown} could not reach {where} (HTTP {exc.status} {exc.message})",
+            method=method,
+            url=url,
+        )
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        shown = route.shown if route is not None else "the proxy"
+        return ProxyError(
+            f"cannot reach the proxy {shown} ({exc.os_error.strerror or exc.os_error}); "
+            f"check --proxy / KORE_PROXY or the {route.source if route else 'proxy'} setting",
+            method=method,
+            url=url,
+        )
+    text = str(exc).lower()
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", None) or str(
+            exc.certificate_error
+        )
+        mitm = (
+            "; the proxy may be inspecting TLS with its own CA: trust that CA"
+            if route is not None
+            else ""
+        )
+        return TLSError(
+            f"TLS: the certificate of {where}{via} is not trusted ({reason}). Trusted now: "
+            f"{trust}. Give the CA that signed it with --ca-bundle PATH (or KORE_CA_BUNDLE), "
+            f"or use --trust system if it is installed in the operating system{mitm}",
+            method=method,
+            url=url,
+        )
+    ssl_error = isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)) or "ssl" in text
+    if ssl_error and parsed.scheme == "https" and any(m in text for m in _PLAIN_PORT_MARKERS):
+        return TLSError(
+            f"TLS: the handshake with {where}{via} failed: that port answered in plain HTTP. "
+            f"Is the host http://{where.split('://', 1)[1]}? "
+            "(plain http is meant for a local emulator)",
+            method=method,
+            url=url,
+        )
+    if ssl_error and any(m in text for m in _CLIENT_CERT_MARKERS):
+        return TLSError(
+            f"TLS: {where}{via} rejected the handshake ({exc}); if it requires a client "
+            "certificate, give it with --client-cert PATH and --client-key PATH",
+            method=method,
+            url=url,
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return TLSError(
+            f"TLS: the handshake with {where}{via} failed ({exc})", method=method, url=url
+        )
+    dropped = isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+    if dropped and asked_for_certificate and parsed.scheme == "https":
+        if client_cert is None:
+            problem = "the server asked for a client certificate and none was given"
+            fix = "give it with --client-cert PATH and --client-key PATH"
+        else:
+            problem = f"the server did not accept the client certificate {client_cert}"
+            fix = "check that --client-cert is the one this host expects"
+        return TLSError(
+            f"TLS: {where}{via} closed the connection after the handshake: {problem}; {fix}",
+            method=method,
+            url=url,
+        )
+    return None
+
+
+_warned: set[str] = set()
+
+
+def warn_plain_http_once(route: ProxyRoute) -> None:
+    """Say (once per proxy) that a plain-http request shows the key to the proxy."""
+    if route.shown not in _warned:
+        _warned.add(route.shown)
+        log.warning(
+            "plain http through the proxy %s: the proxy can read the API key; "
+            "use https, or add the host to NO_PROXY",
+            route.shown,
+        )
+
+
+def network_middleware(api_origin: str, resolver: ProxyResolver) -> ClientMiddlewareType:
+    """The session middleware: the proxy of each hop, and the key only for the API origin.
+
+    A 407 from a proxy spoken to in plain http becomes ``ClientHttpProxyError``, as aiohttp
+    raises it for a refused ``CONNECT``, so both are classified alike.
+    """
+    home = URL(api_origin).origin()
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if request.url.origin() != home:
+            request.headers.popall(API_KEY_HEADER, None)
+        route = None
+        if request.proxy is None:
+            route = resolver.route_for(str(request.url))
+            if route is not None:
+                request.update_proxy(route.url, route.auth, None)
+                if request.url.scheme == "http" and API_KEY_HEADER in request.headers:
+                    warn_plain_http_once(route)
+        response = await handler(request)
+        if response.status == 407 and route is not None and request.url.scheme == "http":
+            response.release()
+            raise aiohttp.ClientHttpProxyError(
+                response.request_info, (), status=407, message="Proxy Authentication Required"
+            )
+        return response
+
+    return middleware
