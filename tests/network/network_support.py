@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
 import re
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -54,6 +57,13 @@ def make_model(folder: Path, size: int, *, seed: int = 1) -> Path:
     return path
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (it was bound a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_for(predicate: Any, what: str, *, seconds: float = 30.0) -> Any:
     """Poll ``predicate()`` (a process coming up) until it returns something truthy."""
     deadline = time.monotonic() + seconds
@@ -77,6 +87,7 @@ class ProxyPy:
         self.basic_auth = basic_auth
         self.port_file = folder / "proxy.port"
         self.log_file = folder / "proxy.log"
+        self.request_log = folder / "requests.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -101,15 +112,28 @@ class ProxyPy:
             "i",
             "--log-file",
             str(self.log_file),
+            "--plugins",
+            "proxy_request_log.RequestLog",
         ]
         if self.basic_auth:
             command += ["--basic-auth", self.basic_auth]
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).parent),
+            "KORE_PROXY_REQUEST_LOG": str(self.request_log),
+        }
         self.proc = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.folder
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.folder,
+            env=env,
+            start_new_session=True,  # its acceptor processes share this group: stop() ends all
         )
 
         def port() -> int:
-            assert self.proc is not None and self.proc.poll() is None, "proxy.py exited"
+            assert self.proc is not None
+            assert self.proc.poll() is None, "proxy.py exited"
             text = self.port_file.read_text().strip() if self.port_file.exists() else ""
             return int(text) if text.isdigit() else 0
 
@@ -120,18 +144,22 @@ class ProxyPy:
         auth = f"{credentials}@" if credentials else ""
         return f"http://{auth}127.0.0.1:{self.port}"
 
-    def access_lines(self) -> list[str]:
-        text = self.log_file.read_text() if self.log_file.exists() else ""
-        return [line for line in text.splitlines() if "access_log" in line]
+    def requests(self) -> list[str]:
+        """``CONNECT host:port`` or ``METHOD host:port/path``, one per request it carried."""
+        text = self.request_log.read_text() if self.request_log.exists() else ""
+        return text.splitlines()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
 
 
 def find_tool(name: str) -> str:
@@ -259,9 +287,10 @@ class Relay:
 class EmuControl:
     """The emulator's ``/_emulator`` control API, over HTTPS when the emulator has TLS."""
 
-    def __init__(self, emu: RunningEmulator) -> None:
+    def __init__(self, emu: RunningEmulator, ca: Path | None = None) -> None:
         self.emu = emu
-        context = ssl.create_default_context(cafile=str(emu.ca_file)) if emu.ca_file else None
+        ca = ca or emu.ca_file
+        context = ssl.create_default_context(cafile=str(ca)) if ca else None
         self.ssl: ssl.SSLContext | bool = context or True
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -284,3 +313,42 @@ class EmuControl:
     async def stored_sha256(self, model_id: str) -> str:
         doc = await self.call("GET", f"/models/{model_id}")
         return str(doc["sha256"])
+
+
+class EmulatorProcess:
+    """``python -m kore_models.emulator`` in its own process (for CLI tests), on a free port."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.lines: list[str] = []
+
+    def start(self) -> EmulatorProcess:
+        command = [sys.executable, "-m", "kore_models.emulator", "--port", "0"]
+        command += ["--data-dir", str(self.data_dir), "--api-key", KEY, "--job-seconds", "0"]
+        self.proc = subprocess.Popen(
+            [*command, *self.extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            match = re.search(r"listening on (https?://127\.0\.0\.1:\d+)", line)
+            if match:
+                self.url = match.group(1)
+            if self.url and ("--ca-bundle" in line or not self.url.startswith("https")):
+                return self
+            if self.url and "--tls-cert" in " ".join(self.extra):
+                return self
+        self.stop()
+        raise AssertionError("the emulator did not start: " + "".join(self.lines))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.communicate(timeout=20)
+            self.proc = None

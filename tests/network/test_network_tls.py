@@ -176,7 +176,8 @@ async def test_after_a_tls_error_the_same_import_resumes_once_the_ca_is_given(
     await control.configure(throughput_bytes_per_second=None)
     journal = Journal(journal_path(trusted.settings.state_dir, trusted.settings.host, source))
     before = journal.load()
-    assert before is not None and len(before.acknowledged) >= 5
+    assert before is not None
+    assert len(before.acknowledged) >= 5
 
     # the same import without the CA: a TLS error, and the journal is kept as it was
     with pytest.raises(TLSError, match="--ca-bundle"):
