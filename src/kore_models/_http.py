@@ -23,12 +23,12 @@ from yarl import URL
 
 from ._network import (
     CertificateRequests,
-    ProxyResolver,
     build_ssl_context,
     classify_failure,
     describe_trust,
     network_middleware,
 )
+from ._proxy import ProxyResolver
 from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
 from .errors import (
     REQUEST_ID_HEADERS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kore_models._network import ProxyResolver, no_proxy_matches, parse_proxy, proxy_secrets
+from kore_models._proxy import ProxyResolver, no_proxy_matches, parse_proxy, proxy_secrets
 from kore_models.errors import ConfigurationError
 
 

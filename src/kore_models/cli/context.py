@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from .._network import proxy_secrets
+from .._proxy import proxy_secrets
 from ..client import KoreClient
 from ..errors import ConfigurationError
 from .errors import EXIT_INTERRUPTED
