@@ -242,7 +242,11 @@ class Mitmdump:
 
 
 class Relay:
-    """A TCP relay on loopback that records the bytes clients send and counts connections."""
+    """A TCP relay on loopback that records the bytes clients send and counts connections.
+
+    On exit it closes every connection it still holds and waits for its handlers, so no
+    socket outlives the test.
+    """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -250,6 +254,8 @@ class Relay:
         self.connections = 0
         self.server: asyncio.Server | None = None
         self.port = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Relay:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -259,15 +265,23 @@ class Relay:
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
         self.server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         await self.server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
         self.connections += 1
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             writer.close()
             return
+        self._writers.add(up_writer)
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool) -> None:
             try:
@@ -281,7 +295,14 @@ class Relay:
             finally:
                 dst.close()
 
-        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+        try:
+            await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+        finally:
+            for end in (writer, up_writer):
+                end.close()
+                with contextlib.suppress(ConnectionError, OSError):
+                    await end.wait_closed()
+                self._writers.discard(end)
 
 
 class EmuControl:

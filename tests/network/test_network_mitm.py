@@ -24,18 +24,20 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     return ensure_generated(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture(scope="module")
-def mitm(tmp_path_factory: pytest.TempPathFactory, pki: TLSFiles) -> Iterator[Mitmdump]:
-    proxy = Mitmdump(tmp_path_factory.mktemp("mitm"), upstream_ca=pki.ca).start()
-    yield proxy
-    proxy.stop()
-
-
 @pytest.fixture
 async def emu(tmp_path: Path, pki: TLSFiles) -> AsyncIterator[RunningEmulator]:
     config = EmulatorConfig(api_key=KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
     async with run_emulator(config, tls=EmulatorTLS(pki.server_cert, pki.server_key)) as server:
         yield server
+
+
+@pytest.fixture
+def mitm(tmp_path: Path, pki: TLSFiles, emu: RunningEmulator) -> Iterator[Mitmdump]:
+    """Per test, and stopped before the emulator: its upstream TLS connections must not
+    outlive the emulator's event loop (they would be left half closed)."""
+    proxy = Mitmdump(tmp_path / "mitm", upstream_ca=pki.ca).start()
+    yield proxy
+    proxy.stop()
 
 
 async def test_with_the_proxy_ca_an_import_and_export_round_trip_is_byte_identical(
