@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -114,3 +115,12 @@ def test_mutual_tls_from_the_command_line(tmp_path: Path, run: Run) -> None:
         assert accepted.exit_code == 4, accepted.output
     finally:
         server.stop()
+
+
+def test_demo_tls_runs_the_whole_journey_over_https(run: Run) -> None:
+    result = run("demo", "--tls", "--size", "2MiB", "--job-seconds", "0", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["tls"] is True
+    emulator_step = next(step for step in doc["steps"] if step["name"] == "start emulator")
+    assert emulator_step["detail"].startswith("https://127.0.0.1:")
