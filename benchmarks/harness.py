@@ -6,6 +6,7 @@ import json
 import os
 import select
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -78,30 +79,42 @@ def make_file(path: Path, size: int) -> Path:
 # ---- the emulator in its own process ------------------------------------------------
 
 
-def _http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-    assert url.startswith(("http://127.0.0.1", "http://[::1]")), url
+def _http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    ca: Path | None = None,
+) -> Any:
+    assert url.startswith(("http://127.0.0.1", "http://[::1]", "https://127.0.0.1")), url
     data = None if body is None else json.dumps(body).encode()
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     req = urllib.request.Request(url, data=data, headers=hdrs, method=method)  # noqa: S310
-    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
+    context = None if ca is None else ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(req, timeout=30, context=context) as resp:  # noqa: S310
         return json.loads(resp.read() or b"null")
 
 
 class Emulator:
     """``python -m kore_models.emulator`` on 127.0.0.1 in a separate process (own GIL)."""
 
-    def __init__(self, data_dir: Path, *, storage: str = "discard", **options: Any):
+    def __init__(
+        self, data_dir: Path, *, storage: str = "discard", tls: bool = False, **options: Any
+    ):
         self.data_dir = data_dir
         self.storage = storage
         self.options = options
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.ca: Path | None = data_dir / "tls" / "ca.pem" if tls else None
+        """With tls: the CA the emulator generated (``--ca-bundle`` for clients)."""
 
     def __enter__(self) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [PYTHON, "-m", "kore_models.emulator", "--bind", "127.0.0.1", "--port", "0"]
         argv += ["--api-key", KEY, "--storage", self.storage, "--data-dir", str(self.data_dir)]
         argv += ["--job-seconds", str(self.options.pop("job_seconds", 0.0))]
+        argv += ["--tls"] if self.ca is not None else []
         log = open(self.data_dir / "emulator.log", "w")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
         log.close()
@@ -132,17 +145,17 @@ class Emulator:
         return f"{self.url}/api/public"
 
     def patch(self, **config: Any) -> Any:
-        return _http("PATCH", f"{self.url}/_emulator/config", config)
+        return _http("PATCH", f"{self.url}/_emulator/config", config, ca=self.ca)
 
     def counters(self) -> Any:
-        return _http("GET", f"{self.url}/_emulator/counters")
+        return _http("GET", f"{self.url}/_emulator/counters", ca=self.ca)
 
     def reset_counters(self) -> None:
-        _http("POST", f"{self.url}/_emulator/counters/reset", {})
+        _http("POST", f"{self.url}/_emulator/counters/reset", {}, ca=self.ca)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """An API call with the key, e.g. ``call("POST", "/models/cm-1/export")``."""
-        return _http(method, f"{self.api}{path}", body, {"x-api-key": KEY})
+        return _http(method, f"{self.api}{path}", body, {"x-api-key": KEY}, ca=self.ca)
 
     def start_session(self, total_chunks: int, size: int, name: str = "bench.tar") -> str:
         body = {
@@ -325,10 +338,12 @@ class Context:
             self.files[size] = make_file(self.scratch / f"bench-{size // MiB}MiB.tar", size)
         return self.files[size]
 
-    def emulator(self, name: str, *, storage: str = "discard", **options: Any) -> Emulator:
+    def emulator(
+        self, name: str, *, storage: str = "discard", tls: bool = False, **options: Any
+    ) -> Emulator:
         folder = self.scratch / f"emulator-{name}"
         shutil.rmtree(folder, ignore_errors=True)
-        return Emulator(folder, storage=storage, **options)
+        return Emulator(folder, storage=storage, tls=tls, **options)
 
 
 def child_python(module: str, *args: str) -> list[str]:

@@ -139,11 +139,7 @@ class Transport:
         proxy = settings.proxy.get_secret_value() if settings.proxy is not None else None
         self.proxies = ProxyResolver(proxy)  # ConfigurationError for a malformed proxy URL
         self.certificate_requests = CertificateRequests()
-        self._ssl = (
-            build_ssl_context(settings, requests=self.certificate_requests)
-            if self._owns_session
-            else None
-        )
+        self._ssl = build_ssl_context(settings) if self._owns_session else None
 
     def __repr__(self) -> str:
         return f"Transport(host={self.settings.host!r})"
@@ -255,6 +251,11 @@ class Transport:
             failure = getattr(watched, "error", None)
             if isinstance(failure, KoreError):
                 raise failure from None
+            if self._owns_session and self.proxies.route_for(url) is None:
+                # a dropped https connection: does the host want a client certificate?
+                await self.certificate_requests.probe(
+                    exc, url, timeout=self.settings.connect_timeout
+                )
             raise self._map_transport_error(exc, method, url) from None
         request_id = _request_id(resp_headers)
         log.debug("<- %s %s %d (request id %s)", method, url, status, request_id)

@@ -17,12 +17,15 @@ How it works:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
@@ -98,18 +101,26 @@ def _load_client_certificate(context: ssl.SSLContext, settings: Settings) -> Non
         ) from None
 
 
+def _dropped_after_connecting(exc: BaseException) -> bool:
+    """The connection was made, then reset or closed (not a failure to connect)."""
+    lost = isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+    return lost and not isinstance(exc, aiohttp.ClientConnectorError)
+
+
 class CertificateRequests:
-    """Remembers the hosts whose TLS handshake asked for a client certificate.
+    """Remembers the hosts that ask for a client certificate in their TLS handshake.
 
     A server that requires one (TLS 1.3) completes the handshake, then drops the
-    connection when the certificate is missing or not accepted; the client sees only a
-    reset. This record turns that reset into a TLS error that names ``--client-cert``.
-    It listens through the SSL context's message callback, which only looks at the
-    message type.
+    connection when the certificate is missing or not accepted: the client sees only a
+    reset. After such a drop, :meth:`probe` makes one handshake of its own (it sends no
+    request and no key, and checks nothing) and watches, through the message callback
+    of its private SSL context, for the server's CertificateRequest. The client's own
+    context carries no callback, so uploads pay nothing for this.
     """
 
     def __init__(self) -> None:
         self.hosts: set[str] = set()
+        self._probed: set[tuple[str, int]] = set()
 
     def __call__(
         self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: Any
@@ -119,9 +130,28 @@ class CertificateRequests:
             if host:
                 self.hosts.add(str(host).lower())
 
-    def install(self, context: ssl.SSLContext) -> None:
-        if type(context) is ssl.SSLContext:  # not truststore's wrapper
-            context._msg_callback = self  # type: ignore[attr-defined]
+    async def probe(self, exc: BaseException, url: str, *, timeout: float) -> None:
+        """After ``exc`` dropped a direct https connection to ``url``: probe it once."""
+        parts = urlsplit(url)
+        dropped = _dropped_after_connecting(exc)
+        if not dropped or parts.scheme != "https" or not parts.hostname:
+            return
+        host, port = parts.hostname.lower(), parts.port or 443
+        if (host, port) in self._probed:
+            return
+        self._probed.add((host, port))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # nothing is sent: only the handshake is watched
+        context._msg_callback = self  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            async with asyncio.timeout(timeout):
+                _, writer = await asyncio.open_connection(
+                    host, port, ssl=context, server_hostname=host
+                )
+                writer.close()
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    await writer.wait_closed()
 
 
 _HANDSHAKE = getattr(getattr(ssl, "_TLSContentType", None), "HANDSHAKE", 22)
@@ -131,7 +161,6 @@ _CERTIFICATE_REQUEST = getattr(getattr(ssl, "_TLSMessageType", None), "CERTIFICA
 def build_ssl_context(
     settings: Settings,
     environ: Mapping[str, str] | None = None,
-    requests: CertificateRequests | None = None,
 ) -> ssl.SSLContext:
     """The verifying SSL context for ``settings`` (see the module docstring for the order)."""
     env = os.environ if environ is None else environ
@@ -153,8 +182,6 @@ def build_ssl_context(
         _load_trust(context, source)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_client_certificate(context, settings)
-    if requests is not None:
-        requests.install(context)
     return context
 
 
@@ -280,7 +307,7 @@ def classify_failure(
         return TLSError(
             f"TLS: the handshake with {where}{via} failed ({exc})", method=method, url=url
         )
-    dropped = isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+    dropped = _dropped_after_connecting(exc)
     if dropped and asked_for_certificate and parsed.scheme == "https":
         if client_cert is None:
             problem = "the server asked for a client certificate and none was given"
