@@ -114,11 +114,17 @@ def main() -> None:
     parser.add_argument("--state-dir", default=None)
     parser.add_argument("--ca-bundle", default=None, help="for an https:// emulator")
     parser.add_argument("--proxy", default=None, help="a proxy on loopback")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     args = parser.parse_args()
     loopback = ("127.0.0.1", "[::1]", "localhost")
     if not args.host.startswith(tuple(f"{s}://{h}" for s in ("http", "https") for h in loopback)):
         parser.error("benchmarks only talk to loopback")
-    print(json.dumps(asyncio.run(_import(args))))
+    if args.uvloop:
+        import uvloop  # an optional speed-up tried by the TLS benchmark
+
+        print(json.dumps(uvloop.run(_import(args))))
+    else:
+        print(json.dumps(asyncio.run(_import(args))))
 
 
 if __name__ == "__main__":

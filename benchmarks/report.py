@@ -24,6 +24,7 @@ CASES = {
     "5": "Event-loop lag during an import",
     "6": "Download of an export vs curl -o",
     "7": "Poller cost",
+    "8": "Over TLS: import vs curl, CPU, lag, proxy cost",
 }
 
 CASE_TEXT = """\
@@ -47,6 +48,11 @@ CASE_TEXT = """\
 7. **Poller cost** — requests made while waiting for jobs of 10 s, 60 s and 600 s, with the
    emulator's clock advanced by the poller's (fake) sleep, and the most requests in any 60 s
    window (Kore allows 60 a minute).
+8. **Over TLS** — the same 1 GiB import into an emulator serving HTTPS (`--tls`, TLS 1.3),
+   against `curl --form` of the same file with `--cacert` in the same repetition; client CPU
+   per GiB of both (curl's from wait4); event-loop lag p99 of the TLS import; the import again
+   through a forward proxy (proxy.py, a CONNECT tunnel) and, if installed, on uvloop. Only
+   case 8 runs over TLS; cases 1-7 use plain http on loopback.
 
 Every comparison is a ratio of two measurements taken in the same repetition; figures are the
 median of the repetitions, with the spread (min-max). The machine below is shared with other

@@ -23,6 +23,7 @@ CASES: dict[str, tuple[str, str]] = {
     "5": ("benchmarks.cases_cpu_lag", "run_lag"),
     "6": ("benchmarks.cases_download", "run"),
     "7": ("benchmarks.cases_poller", "run"),
+    "8": ("benchmarks.cases_tls", "run"),
 }
 
 
