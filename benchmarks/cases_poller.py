@@ -8,20 +8,18 @@ import dataclasses
 import aiohttp
 
 from kore_models import KoreClient
-from kore_models.resources.dock_status import DockStatusAPI
-from kore_models.transfer.poll import wait_for_job
+from kore_models.transfer.poll import JobReader, wait_for_job
 from kore_models.types import JobDocument
-from kore_models.verbs import poll_policy_from
 
 from .harness import KEY, Context, Emulator, Figure, make_file
 
 DURATIONS = (10.0, 60.0, 600.0)
 
 
-class _Counted(DockStatusAPI):
+class _Counted:
     """The real dock-status call, recording the (fake) time of every request."""
 
-    def __init__(self, inner: DockStatusAPI, clock: list[float], times: list[float]):
+    def __init__(self, inner: JobReader, clock: list[float], times: list[float]):
         self._inner = inner
         self._clock = clock
         self.times = times
@@ -64,7 +62,7 @@ async def one_wait(ctx: Context, emu: Emulator, duration: float, seed: int) -> t
                 resp.raise_for_status()
 
         policy = dataclasses.replace(
-            poll_policy_from(kore.settings), clock=lambda: clock[0], sleep=sleep, seed=seed
+            kore.dock_status.poll_policy, clock=lambda: clock[0], sleep=sleep, seed=seed
         )
         api = _Counted(kore.dock_status, clock, times)
         final = await wait_for_job(api, started.dock_status_id, policy=policy, timeout=duration * 3)

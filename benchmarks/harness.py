@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import ssl
 import statistics
@@ -21,13 +20,14 @@ from typing import Any, Self
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
+from kore_models.emulator.process import EmulatorProcess
+
 KEY = "kg-bench-key"
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-READY_PREFIX = "kore-models emulator listening on "
 _BLOCK = 16 * MiB
 
 
@@ -95,63 +95,42 @@ def _http(
         return json.loads(resp.read() or b"null")
 
 
-class Emulator:
-    """``python -m kore_models.emulator`` on 127.0.0.1 in a separate process (own GIL)."""
+class Emulator(EmulatorProcess):
+    """The shared launcher (``kore_models.emulator.process``) with benchmark defaults:
+    discard storage, instant jobs, its log kept in the data dir, options patched at start."""
 
     def __init__(
         self, data_dir: Path, *, storage: str = "discard", tls: bool = False, **options: Any
     ):
-        self.data_dir = data_dir
-        self.storage = storage
+        job_seconds = str(options.pop("job_seconds", 0.0))
+        super().__init__(
+            data_dir,
+            "--storage",
+            storage,
+            "--job-seconds",
+            job_seconds,
+            *(["--tls"] if tls else []),
+            api_key=KEY,
+            stderr_path=data_dir / "emulator.log",
+        )
         self.options = options
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
         self.ca: Path | None = data_dir / "tls" / "ca.pem" if tls else None
         """With tls: the CA the emulator generated (``--ca-bundle`` for clients)."""
 
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        """``/_emulator{path}`` over http or, with tls, https trusting the emulator's CA."""
+        return _http(method, f"{self.url}/_emulator{path}", body, ca=self.ca)
+
     def __enter__(self) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [PYTHON, "-m", "kore_models.emulator", "--bind", "127.0.0.1", "--port", "0"]
-        argv += ["--api-key", KEY, "--storage", self.storage, "--data-dir", str(self.data_dir)]
-        argv += ["--job-seconds", str(self.options.pop("job_seconds", 0.0))]
-        argv += ["--tls"] if self.ca is not None else []
-        log = open(self.data_dir / "emulator.log", "w")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
-        log.close()
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if not line.startswith(READY_PREFIX):
-            self.__exit__(None, None, None)
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.url = line[len(READY_PREFIX) :]
+        super().__enter__()
         if self.options:
             self.patch(**self.options)
         return self
 
-    def __exit__(self, *_: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-    @property
-    def api(self) -> str:
-        return f"{self.url}/api/public"
-
     def patch(self, **config: Any) -> Any:
-        return _http("PATCH", f"{self.url}/_emulator/config", config, ca=self.ca)
-
-    def counters(self) -> Any:
-        return _http("GET", f"{self.url}/_emulator/counters", ca=self.ca)
-
-    def reset_counters(self) -> None:
-        _http("POST", f"{self.url}/_emulator/counters/reset", {}, ca=self.ca)
+        """Change run-time options (PATCH /_emulator/config)."""
+        return self.configure(**config)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """An API call with the key, e.g. ``call("POST", "/models/cm-1/export")``."""

@@ -1,4 +1,4 @@
-"""Writing results: latest.json, the Markdown table, the machine description, the README section."""
+"""Writing results: latest.json, the Markdown table, the machine description, the docs section."""
 
 from __future__ import annotations
 
@@ -169,10 +169,10 @@ README_END = "<!-- benchmarks:end -->"
 
 
 def write_docs(figures: list[Figure], meta: dict[str, Any], plot: str | None) -> Path:
-    """The README's Benchmarks section: how to run, the cases, the machine and last table."""
-    path = ROOT / "README.md"
+    """The generated part of docs/benchmarks.md: how to run, the cases, the machine, last table."""
+    path = ROOT / "docs" / "benchmarks.md"
     parts = [
-        "## Benchmarks",
+        "## How to run them",
         "",
         "`make bench` (about 7-10 minutes) runs every case; `make bench-quick` (under 2 minutes)",
         "runs them with smaller files and fewer repetitions. One case or a few:",
@@ -190,13 +190,14 @@ def write_docs(figures: list[Figure], meta: dict[str, Any], plot: str | None) ->
         "",
     ]
     if plot:
-        parts += [f"![throughput against concurrency](benchmarks/results/{plot})", ""]
-    readme = path.read_text(encoding="utf-8")
-    start, end = readme.find(README_START), readme.find(README_END)
+        # docs/hooks.py publishes benchmarks/results/<plot> as img/<plot> in the site
+        parts += [f"![throughput against concurrency](img/{plot})", ""]
+    page = path.read_text(encoding="utf-8")
+    start, end = page.find(README_START), page.find(README_END)
     if start < 0 or end < start:
-        raise RuntimeError(f"README.md lacks the {README_START!r} ... {README_END!r} markers")
+        raise RuntimeError(f"{path} lacks the {README_START!r} ... {README_END!r} markers")
     section = "\n".join(parts).rstrip() + "\n"
-    updated = readme[: start + len(README_START)] + "\n" + section + readme[end:]
+    updated = page[: start + len(README_START)] + "\n" + section + page[end:]
     path.write_text(updated, encoding="utf-8")
     return path
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated files")
-    parser.add_argument("--no-docs", action="store_true", help="do not rewrite the README section")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
     chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in chosen if c not in CASES]

@@ -1,5 +1,7 @@
 """Kore.ai model API client, command line and local emulator."""
 
+from importlib import metadata as _metadata
+
 from .client import KoreClient
 from .errors import (
     APIStatusError,
@@ -35,19 +37,28 @@ from .errors import (
     UnprocessableEntityError,
     UploadError,
 )
+from .progress_display import RichProgress
+from .results import DownloadResult, ExportResult, ImportResult
 from .settings import Settings
+from .sync import SyncKoreClient
+from .transfer.progress import Phase, ProgressEvent
 from .types import (
     ChunkAccepted,
     DeployConfig,
+    DeviceType,
     HyperParameters,
     JobDocument,
     JobStatus,
+    ModelType,
     OptimizationInfo,
     ScalingParameters,
     SessionStarted,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("kore-models")
+except _metadata.PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "APIStatusError",
@@ -57,10 +68,14 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DeployConfig",
+    "DeviceType",
     "DownloadError",
+    "DownloadResult",
+    "ExportResult",
     "FileChangedError",
     "GoneError",
     "HyperParameters",
+    "ImportResult",
     "IntegrityError",
     "JobDocument",
     "JobFailedError",
@@ -74,19 +89,24 @@ __all__ = [
     "LocalFileError",
     "LocalStorageError",
     "LockedError",
+    "ModelType",
     "NotFoundError",
     "OptimizationInfo",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "Phase",
+    "ProgressEvent",
     "ProxyError",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseValidationError",
+    "RichProgress",
     "ScalingParameters",
     "ServerError",
     "SessionStarted",
     "Settings",
     "StallError",
+    "SyncKoreClient",
     "TLSError",
     "TransferError",
     "TransportError",

@@ -15,10 +15,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-import aiofiles
-from aiofiles.threadpool.binary import AsyncFileIO
+import aiofiles.threadpool
 from aiohttp import MultipartWriter
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
@@ -85,10 +84,12 @@ class FileSlicePayload(Payload):
         aiohttp's default would encode :meth:`decode`, a placeholder, not the content.
         """
         src = self._source
-        async with aiofiles.open(src.path, "rb") as handle:
-            src.check_unchanged(os.fstat(handle.fileno()))
-            await handle.seek(src.offset)
-            data = await handle.read(src.length)
+        raw = await open_for_reading(src.path)
+        try:
+            src.check_unchanged(os.fstat(raw.fileno()))
+            data = await asyncio.to_thread(os.pread, raw.fileno(), src.length, src.offset)
+        finally:
+            raw.close()
         if len(data) != src.length:
             raise FileChangedError(
                 f"{src.path} is shorter than planned (ended at byte {src.offset + len(data)}); "
@@ -114,9 +115,10 @@ class FileSlicePayload(Payload):
         # and drained, when the transport no longer refers to it.
         buffers = (bytearray(size), bytearray(size))
         turn = 0
-        handle = await _open_for_reading(src.path)
+        raw = await open_for_reading(src.path)
         try:
-            src.check_unchanged(os.fstat(handle.fileno()))
+            handle = aiofiles.threadpool.wrap(raw)
+            src.check_unchanged(os.fstat(raw.fileno()))
             await handle.seek(src.offset)
             remaining = src.length
             while remaining:
@@ -140,32 +142,33 @@ class FileSlicePayload(Payload):
                 if self._on_bytes is not None:
                     self._on_bytes(count)
         finally:
-            # Shielded, so that a cancelled upload still closes its file handle.
-            await asyncio.shield(handle.close())
+            # Closed here and now, on every path (a cancelled upload, an early 413): closing
+            # a file opened for reading does not block, and a close left to a background
+            # task could outlive the loop and leak the handle.
+            raw.close()
 
 
-async def _open_for_reading(path: Path) -> AsyncFileIO:
-    """Open ``path`` with aiofiles; if the caller is cancelled meanwhile, close it anyway."""
-    opening = asyncio.ensure_future(_open(path))
+async def open_for_reading(path: Path) -> BinaryIO:
+    """Open ``path`` unbuffered in a worker thread; a cancelled caller never leaks the file.
+
+    When the caller is cancelled while the thread is still opening, the file is closed
+    by a done-callback the moment the thread hands it over.
+    """
+    opening = asyncio.ensure_future(asyncio.to_thread(_open_unbuffered, path))
     try:
         return await asyncio.shield(opening)
     except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)
+        opening.add_done_callback(_close_if_opened)
         raise
 
 
-async def _open(path: Path) -> AsyncFileIO:
-    return await aiofiles.open(path, "rb", buffering=0)
+def _open_unbuffered(path: Path) -> BinaryIO:
+    return open(path, "rb", buffering=0)  # closed by the caller
 
 
-_closing: set[asyncio.Future[None]] = set()
-
-
-def _close_opened(opening: asyncio.Future[AsyncFileIO]) -> None:
+def _close_if_opened(opening: asyncio.Future[BinaryIO]) -> None:
     if not opening.cancelled() and opening.exception() is None:
-        closing = asyncio.ensure_future(opening.result().close())
-        _closing.add(closing)
-        closing.add_done_callback(_closing.discard)
+        opening.result().close()
 
 
 def build_chunk_form(chunk_number: int, file_part: Payload, *, filename: str) -> MultipartWriter:

@@ -122,17 +122,12 @@ class Transport:
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        self.policy = RetryPolicy(
-            max_attempts=settings.max_attempts,
-            deadline=settings.retry_deadline,
-            backoff_initial=settings.backoff_initial,
-            backoff_max=settings.backoff_max,
-            retry_after_cap=settings.retry_after_cap,
-            sleeps=settings.retry_sleeps,
-        )
+        self.policy = RetryPolicy.from_settings(settings)
+        # Only the socket connect is timed: aiohttp's ``connect`` would also count the
+        # wait for a free pooled connection, and a busy pool is not a network failure.
         self.timeout = aiohttp.ClientTimeout(
             total=None,
-            connect=settings.connect_timeout,
+            connect=None,
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
@@ -155,10 +150,10 @@ class Transport:
         if self._closed:
             raise KoreError("the client is closed; create a new KoreClient")
         if self._session is None:
-            limit = max(16, self.settings.concurrency + 4)
-            connector = aiohttp.TCPConnector(
-                limit=limit, limit_per_host=limit, ssl=self._ssl or True
-            )
+            # No pool limit: every request of this client is already bounded by the
+            # worker pools of its transfers (all imports, parallel files included) and
+            # its callers; a second, smaller limit here would only queue them.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ssl=self._ssl or True)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self.timeout,
@@ -229,20 +224,28 @@ class Transport:
             data = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
         log.debug("-> %s %s", method, url)
+        # A call without a streamed body has an overall deadline per attempt (a server
+        # that drips one byte a second never trips the idle read timeout); a chunk body
+        # is bounded by the stall watchdog instead, and its reply by the same deadline.
+        deadline = asyncio.timeout(None if body is not None else self.settings.request_timeout)
         try:
-            async with self.session.request(
-                method,
-                URL(url, encoded=True),
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-                # never follow a redirect: aiohttp would re-send x-api-key to any origin
-                allow_redirects=False,
-                # an injected session may raise on status; the mapping below must decide
-                raise_for_status=False,
-            ) as resp:
-                text = await _read_text(resp)
+            async with (
+                deadline,
+                self.session.request(
+                    method,
+                    URL(url, encoded=True),
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=self.timeout,
+                    # never follow a redirect: aiohttp would re-send x-api-key to any origin
+                    allow_redirects=False,
+                    # an injected session may raise on status; the mapping below must decide
+                    raise_for_status=False,
+                ) as resp,
+            ):
+                async with asyncio.timeout(self.settings.request_timeout):
+                    text = await _read_text(resp)
                 status = resp.status
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
         except asyncio.CancelledError:
@@ -251,6 +254,15 @@ class Transport:
             failure = getattr(watched, "error", None)
             if isinstance(failure, KoreError):
                 raise failure from None
+            if isinstance(exc, TimeoutError) and not isinstance(
+                exc, KoreError | aiohttp.ClientError
+            ):
+                raise KoreTimeoutError(
+                    f"{method} {url}: no complete answer within "
+                    f"{self.settings.request_timeout:g}s (request_timeout)",
+                    method=method,
+                    url=url,
+                ) from None
             if self._owns_session and self.proxies.route_for(url) is None:
                 # a dropped https connection: does the host want a client certificate?
                 await self.certificate_requests.probe(
@@ -280,6 +292,11 @@ class Transport:
             )
         try:
             return json.loads(text)
+        except RecursionError:
+            raise ResponseValidationError(
+                "the server returned JSON nested too deeply to read; it was refused",
+                request_id=request_id,
+            ) from None
         except ValueError:
             # redact before cutting, so a key straddling the cut cannot leak in part
             snippet = redact(text.strip(), self.secret)[:120]

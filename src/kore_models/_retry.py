@@ -19,13 +19,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.stop import stop_base
 
 from .errors import (
-    APIStatusError,
     ProxyError,
     RateLimitError,
     RequestTimeoutError,
@@ -42,6 +41,9 @@ __all__ = [
     "is_retryable",
     "parse_retry_after",
 ]
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger("kore_models.retry")
@@ -109,15 +111,30 @@ class RetryBudget:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounds and pacing of retries; ``sleeps=False`` removes every wait (tests)."""
+    """Bounds and pacing of retries; ``sleeps=False`` removes every wait (tests).
 
-    max_attempts: int = 6
-    deadline: float = 600.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    retry_after_cap: float = 120.0
-    sleeps: bool = True
+    The values come from Settings (:meth:`from_settings`), where their defaults live.
+    """
+
+    max_attempts: int
+    deadline: float
+    backoff_initial: float
+    backoff_max: float
+    retry_after_cap: float
+    sleeps: bool
     seed: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The rulebook's bounds configured in ``settings``."""
+        return cls(
+            max_attempts=settings.max_attempts,
+            deadline=settings.retry_deadline,
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+            retry_after_cap=settings.retry_after_cap,
+            sleeps=settings.retry_sleeps,
+        )
 
     def wait_for(self, attempt: int, exc: BaseException | None, rng: random.Random) -> float:
         """The wait before the next attempt: the server's Retry-After, else full jitter."""
@@ -204,8 +221,3 @@ async def call_with_retry(
         reraise=True,
     )
     return await retrying(operation)
-
-
-def is_client_error(exc: BaseException) -> bool:
-    """A 4xx that retrying will not fix."""
-    return isinstance(exc, APIStatusError) and not is_retryable(exc)

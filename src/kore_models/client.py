@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 
 from ._http import Transport
-from .resources import FilesAPI
+from .errors import ConfigurationError
+from .resources import DockStatus, Files, Models
 from .settings import Settings
-from .verbs import DockStatus, Models
 
 __all__ = ["KoreClient"]
 
@@ -41,31 +41,39 @@ class KoreClient:
         max_attempts: int | None = None,
         retry_deadline: float | None = None,
         retry_sleeps: bool | None = None,
-        chunk_size: int | None = None,
+        chunk_size: int | str | None = None,
         concurrency: int | None = None,
         state_dir: Path | str | None = None,
         settings: Settings | None = None,
         **other_settings: Any,
     ) -> None:
-        if settings is None:
-            settings = Settings.resolve(
-                host=host,
-                api_key=api_key,
-                allow_insecure_http=allow_insecure_http,
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                stall_timeout=stall_timeout,
-                max_attempts=max_attempts,
-                retry_deadline=retry_deadline,
-                retry_sleeps=retry_sleeps,
-                chunk_size=chunk_size,
-                concurrency=concurrency,
-                state_dir=state_dir,
-                **other_settings,
-            )
+        options = {
+            "host": host,
+            "api_key": api_key,
+            "allow_insecure_http": allow_insecure_http,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "stall_timeout": stall_timeout,
+            "max_attempts": max_attempts,
+            "retry_deadline": retry_deadline,
+            "retry_sleeps": retry_sleeps,
+            "chunk_size": chunk_size,
+            "concurrency": concurrency,
+            "state_dir": state_dir,
+            **other_settings,
+        }
+        if settings is not None:
+            given = sorted(name for name, value in options.items() if value is not None)
+            if given:
+                raise ConfigurationError(
+                    f"pass either settings=... or individual options, not both "
+                    f"(got settings and {', '.join(given)}); use settings.replace(...)"
+                )
+        else:
+            settings = Settings.resolve(**options)
         self.settings = settings
         self._transport = Transport(settings, session)
-        self.files = FilesAPI(self._transport)
+        self.files = Files(self._transport)
         self.dock_status = DockStatus(self._transport)
         self.models = Models(self._transport, self.files, self.dock_status)
 

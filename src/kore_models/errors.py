@@ -46,6 +46,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .redaction import redact, redact_data
+
 __all__ = [
     "APIStatusError",
     "AuthenticationError",
@@ -80,19 +82,23 @@ __all__ = [
     "UnprocessableEntityError",
     "UploadError",
     "error_from_response",
+    "format_validation_error",
     "redact",
+    "redact_data",
 ]
 
 REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "request-id", "x-amzn-requestid")
 _MAX_MESSAGE_CHARS = 500
 
 
-def redact(text: str, *secrets: str | None) -> str:
-    """Return ``text`` with every non-empty secret replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+def format_validation_error(exc: Any, prefix: str) -> str:
+    """One line for a pydantic ``ValidationError``: ``prefix: field: problem; ...``."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return f"{prefix}: {'; '.join(problems)}"
 
 
 class KoreError(Exception):
@@ -338,12 +344,15 @@ def parse_error_body(body: Any) -> tuple[str | None, str | None]:
 
 
 def parse_body_text(text: str) -> Any:
-    """Parse a response text as JSON when it is JSON, else keep the (trimmed) text."""
+    """Parse a response text as JSON when it is JSON, else keep the (trimmed) text.
+
+    JSON nested too deeply for Python (a hostile body) is kept as text.
+    """
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         try:
             return json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             return stripped
     return stripped
 
@@ -358,9 +367,13 @@ def error_from_response(
     retry_after: float | None,
     secret: str | None = None,
 ) -> APIStatusError:
-    """Build the typed error for a non-2xx response (the API key is scrubbed from it)."""
+    """Build the typed error for a non-2xx response (the API key is scrubbed from it).
+
+    The key is scrubbed from the text and again from every parsed field, so a key the
+    server reflected JSON-escaped cannot survive parsing into ``message`` or ``body``.
+    """
     text = redact(text, secret)
-    body = parse_body_text(text)
+    body = redact_data(parse_body_text(text), secret)
     if isinstance(body, str) and body.lstrip().lower().startswith(("<!doctype", "<html")):
         # an HTML error page (proxy, gateway) is not a message; name its <title> if any
         title = re.search(r"<title[^>]*>([^<]*)</title>", body, re.IGNORECASE)

@@ -1,8 +1,9 @@
 """Client settings: explicit argument, else a ``KORE_*`` environment variable, else the default.
 
-Settings are resolved when a client is built (never at import time) by
-:meth:`Settings.resolve`, which also normalises the host and refuses plain ``http://`` to
-anything but a loopback address unless ``allow_insecure_http`` is set.
+Every default lives here once. The model's own validators normalise the host (a bare name
+gets ``https://``), refuse plain ``http://`` to anything but a loopback address unless
+``allow_insecure_http`` is set, check the key, and parse sizes with the one size parser,
+so ``Settings(...)``, ``KORE_*`` variables and the CLI share one set of rules and bounds.
 """
 
 from __future__ import annotations
@@ -10,17 +11,26 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, format_validation_error
+from .units import MiB, parse_size
 
-__all__ = ["MiB", "Settings", "default_state_dir", "is_loopback_host", "normalise_host"]
+__all__ = ["Settings", "default_state_dir", "is_loopback_host", "normalise_host"]
 
-MiB = 1024 * 1024
+ByteCount = Annotated[int, BeforeValidator(parse_size)]
+"""An int field that also takes ``16MiB``-style texts (from arguments or ``KORE_*``)."""
 
 
 def default_state_dir() -> Path:
@@ -88,37 +98,73 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KORE_", extra="forbid", frozen=True)
 
-    host: str = Field(
-        default="", description="Environment URL, e.g. https://agent-platform.kore.ai"
+    # allow_insecure_http comes before host: the host validator reads it.
+    allow_insecure_http: bool = Field(
+        default=False, description="Allow plain http:// to a host that is not loopback"
     )
-    api_key: SecretStr = Field(default=SecretStr(""), description="The x-api-key value")
-    allow_insecure_http: bool = False
+    host: str = Field(
+        default="",
+        validate_default=True,
+        description="Environment URL, e.g. https://agent-platform.kore.ai (https:// if no scheme)",
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr(""), validate_default=True, description="The x-api-key value"
+    )
 
-    connect_timeout: float = Field(default=10.0, gt=0, description="TCP+TLS connect timeout, s")
-    read_timeout: float = Field(default=60.0, gt=0, description="Idle time allowed between reads")
-    stall_timeout: float = Field(default=60.0, gt=0, description="No byte sent for this long fails")
+    connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds for the TCP and TLS connect (not the pool wait)"
+    )
+    read_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds allowed between two reads of a response"
+    )
+    request_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Overall seconds for one API call attempt (not chunk bodies or downloads)",
+    )
+    stall_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds without a byte sent before a chunk fails"
+    )
 
     max_attempts: int = Field(default=6, ge=1, le=100, description="Attempts per request")
-    retry_deadline: float = Field(default=600.0, gt=0, description="Give up retrying after, s")
+    retry_deadline: float = Field(
+        default=600.0, gt=0, description="Seconds after which a request is no longer retried"
+    )
     backoff_initial: float = Field(default=0.5, ge=0, description="First backoff ceiling, s")
     backoff_max: float = Field(default=30.0, ge=0, description="Largest backoff ceiling, s")
-    retry_after_cap: float = Field(default=120.0, ge=0, description="Largest Retry-After honoured")
+    retry_after_cap: float = Field(
+        default=120.0, ge=0, description="Largest server Retry-After honoured, s"
+    )
     retry_sleeps: bool = Field(default=True, description="False removes backoff sleeps (tests)")
 
-    chunk_size: int = Field(default=16 * MiB, ge=1, description="Bytes per chunk")
-    max_chunk_size: int = Field(default=64 * MiB, ge=1, description="Cap when the size is raised")
-    max_chunks: int = Field(default=10_000, ge=1, description="Chunk count that raises the size")
+    chunk_size: ByteCount = Field(
+        default=16 * MiB, ge=1, le=1024 * MiB, description="Bytes per chunk (e.g. 16MiB)"
+    )
+    max_chunk_size: ByteCount = Field(
+        default=64 * MiB,
+        ge=1,
+        le=1024 * MiB,
+        description="Largest chunk the planner may raise the size to",
+    )
+    max_chunks: int = Field(
+        default=10_000, ge=1, description="Chunk count above which the size is raised"
+    )
     concurrency: int = Field(default=8, ge=1, le=256, description="Chunk uploads in flight")
-    read_block_size: int = Field(default=1 * MiB, ge=4096, description="Largest disk read")
-    max_buffer_bytes: int = Field(
+    read_block_size: ByteCount = Field(
+        default=1 * MiB, ge=4096, description="Largest single disk read"
+    )
+    max_buffer_bytes: ByteCount = Field(
         default=4 * MiB,
         ge=64 * 1024,
         description="Read-block budget shared by the chunks in flight (bounds memory)",
     )
     upload_retry_budget: int = Field(
-        default=0, ge=0, description="Retries allowed across one upload (0 = auto)"
+        default=0, ge=0, description="Retries allowed across one upload (0 = automatic)"
     )
-    state_dir: Path = Field(default_factory=default_state_dir, description="Journal folder")
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Folder of resume journals (default $XDG_STATE_HOME/kore-models)",
+    )
 
     proxy: SecretStr | None = Field(
         default=None,
@@ -141,15 +187,30 @@ class Settings(BaseSettings):
 
     poll_initial: float = Field(default=0.5, gt=0, description="First poll interval, s")
     poll_max: float = Field(default=10.0, gt=0, description="Largest poll interval, s")
-    poll_multiplier: float = Field(default=1.5, ge=1.0)
+    poll_multiplier: float = Field(
+        default=1.5, ge=1.0, description="Growth of the poll interval after each poll"
+    )
     poll_min_interval: float = Field(
         default=1.0, ge=0, description="Floor that keeps polling under 60/min after the first"
     )
 
     @field_validator("host")
     @classmethod
-    def _strip_host(cls, value: str) -> str:
-        return value.strip()
+    def _normalise_host(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            raise ConfigurationError("no host: pass host=... or set KORE_HOST")
+        allow = bool(info.data.get("allow_insecure_http", False))
+        return normalise_host(value, allow_insecure_http=allow)
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value().strip()
+        if not key:
+            raise ConfigurationError("no API key: pass api_key=... or set KORE_API_KEY")
+        if any(ch in key for ch in "\r\n\x00"):
+            raise ConfigurationError("the API key contains a control character")
+        return SecretStr(key)
 
     def __repr__(self) -> str:  # the SecretStr already masks; keep the repr short
         return f"Settings(host={self.host!r}, api_key=SecretStr('**********'))"
@@ -162,22 +223,30 @@ class Settings(BaseSettings):
         """
         given = {k: v for k, v in overrides.items() if v is not None}
         try:
-            settings = cls(**given)
+            return cls(**given)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigurationError(f"invalid settings: {problems}") from None
-        if not settings.host:
-            raise ConfigurationError("no host: pass host=... or set KORE_HOST")
-        key = settings.api_key.get_secret_value().strip()
-        if not key:
-            raise ConfigurationError("no API key: pass api_key=... or set KORE_API_KEY")
-        if any(ch in key for ch in "\r\n\x00"):
-            raise ConfigurationError("the API key contains a control character")
-        host = normalise_host(settings.host, allow_insecure_http=settings.allow_insecure_http)
-        return settings.model_copy(update={"host": host, "api_key": SecretStr(key)})
+            raise ConfigurationError(format_validation_error(exc, "invalid settings")) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and validated by the same rules (``None`` = keep)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if not given:
+            return self
+        data = {**self.model_dump(), **given}
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise ConfigurationError(format_validation_error(exc, "invalid settings")) from None
+
+    @classmethod
+    def bounds(cls, name: str) -> tuple[float | None, float | None]:
+        """The ``(lowest, highest)`` allowed for field ``name`` (for the CLI's own checks)."""
+        low: float | None = None
+        high: float | None = None
+        for rule in cls.model_fields[name].metadata:
+            low = getattr(rule, "ge", None) if getattr(rule, "ge", None) is not None else low
+            high = getattr(rule, "le", None) if getattr(rule, "le", None) is not None else high
+        return low, high
 
     def block_size_for(self, concurrency: int) -> int:
         """Bytes per disk read when ``concurrency`` chunks stream at once.

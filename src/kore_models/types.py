@@ -1,7 +1,7 @@
 """Pydantic v2 models of every request and response of the Kore.ai model APIs.
 
 Requests are strict (validated before anything is sent). Responses are lenient, as the
-docs disagree with themselves (kore-api.md section 8): every documented spelling of a
+docs disagree with themselves (see "API notes" in the docs): every documented spelling of a
 field is accepted and normalised to one attribute, statuses compare case-insensitively,
 unknown statuses and extra fields are kept.
 """
@@ -35,6 +35,7 @@ __all__ = [
     "ScalingParameters",
     "SessionStarted",
     "StartSessionRequest",
+    "check_server_id",
     "normalise_status",
 ]
 
@@ -69,6 +70,32 @@ def normalise_status(value: str) -> str:
     return _STATUS_BY_LETTERS.get(letters, value.strip().upper())
 
 
+_MAX_ID_CHARS = 256
+
+
+def check_server_id(value: Any) -> Any:
+    """An id the server gave must be usable as one URL path segment and a journal value.
+
+    Refused: empty, longer than 256 characters, ``.`` or ``..``, a slash or backslash,
+    whitespace or control characters. A string is stripped first; other types pass to
+    the field's own validation.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        raise ValueError("empty identifier")
+    if len(text) > _MAX_ID_CHARS:
+        raise ValueError(f"identifier longer than {_MAX_ID_CHARS} characters")
+    if (
+        text in (".", "..")
+        or any(ch in text for ch in "/\\")
+        or any(ch.isspace() or not ch.isprintable() for ch in text)
+    ):
+        raise ValueError(f"identifier {text[:40]!r} is not a safe URL path segment")
+    return text
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
@@ -98,7 +125,7 @@ class StartSessionRequest(_Request):
 
 
 class HyperParameters(_Request):
-    """Deploy hyper-parameters, ranges from kore-api.md section 4.2."""
+    """Deploy hyper-parameters, ranges from the deploy API docs."""
 
     temperature: float = Field(ge=0, le=2)
     max_tokens: int = Field(ge=0, le=512)
@@ -108,7 +135,7 @@ class HyperParameters(_Request):
 
 
 class ScalingParameters(_Request):
-    """Deploy scaling parameters (all optional), ranges from kore-api.md section 4.2."""
+    """Deploy scaling parameters (all optional), ranges from the deploy API docs."""
 
     max_batch_size: int | None = Field(default=None, ge=1, le=256)
     min_replicas: int | None = Field(default=None, ge=1, le=10)
@@ -178,12 +205,8 @@ class SessionStarted(_Response):
 
     @field_validator("session_id", "model_id", mode="before")
     @classmethod
-    def _nonempty(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip()
-            if not value:
-                raise ValueError("empty identifier")
-        return value
+    def _usable_id(cls, value: Any) -> Any:
+        return check_server_id(value)
 
 
 class ChunkAccepted(_Response):
@@ -270,6 +293,11 @@ class JobDocument(_Response):
         if message is not None:
             data["message"] = message.strip()
         return data
+
+    @field_validator("dock_status_id", "model_id", mode="before")
+    @classmethod
+    def _usable_id(cls, value: Any) -> Any:
+        return check_server_id(value)
 
     @model_validator(mode="after")
     def _has_identity(self) -> JobDocument:

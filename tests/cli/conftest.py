@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import re
-import subprocess
-import sys
 import tarfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,52 +13,26 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kore_models.cli import cli
+from kore_models.emulator.process import EmulatorProcess
 
 EMULATOR_KEY = "kg-emulator-local-key"
 
 
-@dataclass
-class Emulator:
-    """A running ``python -m kore_models.emulator`` subprocess."""
-
-    url: str
-    process: subprocess.Popen[bytes]
+Emulator = EmulatorProcess
 
 
 def start_emulator(data_dir: Path, *extra: str) -> Emulator:
-    """Start the emulator on a free loopback port and wait for its URL line."""
-    log = open(data_dir.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
-    command = [sys.executable, "-m", "kore_models.emulator", "--port", "0"]
-    process = subprocess.Popen(
-        [*command, "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE,
-        stderr=log,
+    """Start the emulator (the shared launcher, port 0) with the default dev key."""
+    server = EmulatorProcess(
+        data_dir, *extra, api_key=EMULATOR_KEY, stderr_path=data_dir.with_suffix(".log")
     )
-    log.close()
-    assert process.stdout is not None
-    deadline = time.monotonic() + 20
-    line = b""
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        match = re.search(rb"listening on (http://127\.0\.0\.1:\d+)", line)
-        if match:
-            return Emulator(match.group(1).decode(), process)
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise RuntimeError(f"the emulator did not start: {line!r}")
+    server.start()
+    return server
 
 
 def stop_emulator(emulator: Emulator) -> None:
     """Terminate and reap the subprocess."""
-    emulator.process.terminate()
-    try:
-        emulator.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        emulator.process.kill()
-        emulator.process.wait()
-    if emulator.process.stdout is not None:
-        emulator.process.stdout.close()
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")

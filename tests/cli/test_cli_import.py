@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from kore_models.cli.commands_import import human_line
 from kore_models.cli.params import parse_byte_size
 
 RunCli = Callable[..., Result]
@@ -168,3 +169,16 @@ def test_byte_sizes(text: str, expected: int) -> None:
 def test_bad_byte_sizes(text: str) -> None:
     with pytest.raises(ValueError, match=r"size|whole number"):
         parse_byte_size(text)
+
+
+def test_a_resumed_import_reports_the_speed_of_this_run_only() -> None:
+    gib, mib = 1024**3, 1024**2
+    row = {
+        "bytes": 15 * gib, "bytesSent": 32 * mib, "seconds": 2.0, "resumed": True,
+        "chunksResumed": 958, "retries": 0, "status": "SUCCESS", "modelId": "cm-1",
+        "dockStatusId": "ds-1",
+    }  # fmt: skip
+    line = human_line(row, "big.tar")
+    assert line is not None
+    assert "15.0 GiB in 2.0 s (16.0 MiB/s" in line
+    assert "958 chunks were already on the server, 32.0 MiB sent now" in line

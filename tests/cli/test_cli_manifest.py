@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from click.testing import Result
 
 from kore_models.cli.manifest import ManifestError, parse_manifest, state_path_for
+from kore_models.emulator.process import EmulatorProcess as Emulator
 
 RunCli = Callable[..., Result]
 MakeTar = Callable[..., Path]
@@ -138,13 +138,21 @@ def test_shard_out_of_range_is_a_usage_error(run_cli: RunCli, five: Path) -> Non
     assert "K must be between 1 and N" in result.stderr
 
 
-def test_no_wait_entries_are_checked_on_the_rerun(run_cli: RunCli, five: Path) -> None:
+def test_no_wait_entries_are_checked_on_the_rerun(
+    run_cli: RunCli, five: Path, emulator: Emulator
+) -> None:
     first = run_cli("import", "--manifest", str(five), "--no-wait", "--parallel-files", "5")
     assert first.exit_code == 0, first.output
     assert "the server is processing it" in first.stdout
-    time.sleep(0.4)  # the emulator's jobs take 0.2 s
+    state = json.loads(state_path_for(five).read_text())
+    assert {r["status"] for r in state["entries"].values()} == {"IN_PROGRESS"}
+    emulator.control("POST", "/clock", {"advance_seconds": 1})  # the jobs take 0.2 s
+    emulator.reset_counters()
     rerun = run_cli("import", "--manifest", str(five), "--json")
     assert rerun.exit_code == 0, rerun.output
     assert all(r.get("skipped") for r in rows(rerun))
     state = json.loads(state_path_for(five).read_text())
-    assert {r["status"] for r in state["entries"].values()} <= {"SUCCESS", "IN_PROGRESS"}
+    assert {r["status"] for r in state["entries"].values()} == {"SUCCESS"}
+    counters = emulator.counters()
+    assert counters["requests"]["dock_status"] >= 5, "the rerun checked each job"
+    assert counters["requests"]["start"] == 0, "nothing was imported again"

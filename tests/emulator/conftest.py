@@ -7,9 +7,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from emulator_helpers import KEY, Api
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from tests.support.emulator_api import KEY, Api
 
 
 @pytest.fixture

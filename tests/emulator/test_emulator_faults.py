@@ -7,9 +7,9 @@ import time
 
 import aiohttp
 import pytest
-from emulator_helpers import Api, make_tar
 
 from kore_models.emulator import RunningEmulator
+from tests.support.emulator_api import Api, make_tar
 
 RATE_MSG = "You've exceeded the per-minute rate limit. Please wait for sometime before retrying."
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_helpers import KEY, Api, make_tar
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from tests.support.emulator_api import KEY, Api, make_tar
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"
 ISO_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

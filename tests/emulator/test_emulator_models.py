@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_helpers import KEY, Api, make_tar
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from tests.support.emulator_api import KEY, Api, make_tar
 
 DEPLOY_BODY: dict[str, Any] = {
     "name": "gpt2",

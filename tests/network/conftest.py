@@ -16,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from network_support import KEY, NETWORK_ENV, PROXY_PASSWORD, ProxyPy, make_model
 
 from kore_models import KoreClient
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from kore_models.emulator.tls import EmulatorTLS
+from tests.network.network_support import (
+    KEY,
+    NETWORK_ENV,
+    PROXY_PASSWORD,
+    ClientFactory,
+    ProxyPy,
+    make_model,
+)
 
 CHUNK = 64 * 1024
-ClientFactory = Callable[..., KoreClient]
 
 
 @pytest.fixture(autouse=True)

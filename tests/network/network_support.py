@@ -15,15 +15,19 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from kore_models import KoreClient
 from kore_models.emulator import RunningEmulator
 
 KEY = "kg-network-test-key-0123456789"
+ClientFactory = Callable[..., KoreClient]
+"""``clients(emu_or_url, **settings)``: a client bound to an emulator, closed at teardown."""
 PROXY_PASSWORD = "pr0xy-Pa55word-xyz"
 REPO = Path(__file__).resolve().parents[2]
 NETWORK_ENV = (

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from network_support import KEY, PROXY_PASSWORD, EmulatorProcess, ProxyPy
 
 from kore_models.cli import cli
 from kore_models.cli.errors import EXIT_PROXY, EXIT_TLS
+from tests.network.network_support import KEY, PROXY_PASSWORD, EmulatorProcess, ProxyPy
 
 Run = Callable[..., Result]
 

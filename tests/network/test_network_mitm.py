@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from network_support import KEY, EmuControl, Mitmdump, sha256_file
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from kore_models.emulator.tls import EmulatorTLS, TLSFiles, ensure_generated
 from kore_models.errors import TLSError
 from kore_models.transfer.journal import journal_path
+from tests.network.network_support import KEY, EmuControl, Mitmdump, sha256_file
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory
+    from tests.network.network_support import ClientFactory
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 from aiohttp import web
-from network_support import (
+
+from kore_models.emulator import RunningEmulator
+from kore_models.errors import ProxyError
+from kore_models.transfer.download import download_file
+from tests.network.network_support import (
     KEY,
     PROXY_PASSWORD,
     EmuControl,
@@ -21,12 +25,8 @@ from network_support import (
     sha256_file,
 )
 
-from kore_models.emulator import RunningEmulator
-from kore_models.errors import ProxyError
-from kore_models.transfer.download import download_file
-
 if TYPE_CHECKING:
-    from conftest import ClientFactory
+    from tests.network.network_support import ClientFactory
 
 DEPLOY = {
     "name": "through-the-proxy",

@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from network_support import KEY, EmuControl, Relay, sha256_file
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from kore_models.emulator.tls import EmulatorTLS, TLSFiles, ensure_generated
 from kore_models.errors import ConfigurationError, TLSError
 from kore_models.transfer.journal import Journal, journal_path
 from kore_models.transfer.progress import ProgressEvent
+from tests.network.network_support import KEY, EmuControl, Relay, sha256_file
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory
+    from tests.network.network_support import ClientFactory
 
 
 async def test_an_untrusted_certificate_names_ca_bundle_and_is_not_retried(

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_support import API_KEY, EmulatorProcess, StartEmulator, free_port
+
+from tests.support.reliability import API_KEY, EmulatorProcess, StartEmulator
 
 
 @pytest.fixture
 def emulator_process(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    emulator = EmulatorProcess(tmp_path / "emulator-data", free_port(), "--job-seconds", "0.2")
+    emulator = EmulatorProcess(tmp_path / "emulator-data", "--job-seconds", "0.2", api_key=API_KEY)
     emulator.start()
     try:
         yield emulator
@@ -31,7 +32,6 @@ def start_emulator(tmp_path: Path) -> Iterator[StartEmulator]:
         args = extra if "--job-seconds" in extra else ("--job-seconds", "0.2", *extra)
         emulator = EmulatorProcess(
             tmp_path / f"emulator-{len(started)}",
-            free_port(),
             *args,
             api_key=api_key,
             stderr_path=stderr_path,

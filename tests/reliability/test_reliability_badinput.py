@@ -18,21 +18,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
-from reliability_support import (
-    API_KEY,
-    EmulatorProcess,
-    FakeServer,
-    assert_one_clean_error_line,
-    cli_env,
-    files_under,
-    free_port,
-    json_response,
-    make_model_tar,
-    run_cli,
-    sha256_of,
-    start_cli,
-    wait_until,
-)
 
 from kore_models import KoreClient
 from kore_models.cli import cli
@@ -44,6 +29,20 @@ from kore_models.errors import (
     ServerError,
 )
 from kore_models.transfer.journal import journal_path
+from tests.support.reliability import (
+    API_KEY,
+    EmulatorProcess,
+    FakeServer,
+    assert_one_clean_error_line,
+    cli_env,
+    files_under,
+    json_response,
+    make_model_tar,
+    run_cli,
+    sha256_of,
+    start_cli,
+    wait_until,
+)
 
 MiB = 1024 * 1024
 WRONG_KEY = "kg-wrong-key-for-reliability-4242"
@@ -60,7 +59,7 @@ DEPLOY_FIELDS = [
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     """One emulator subprocess for this module (jobs take 0.2 s)."""
     folder = tmp_path_factory.mktemp("badinput-emulator")
-    process = EmulatorProcess(folder / "data", free_port(), "--job-seconds", "0.2")
+    process = EmulatorProcess(folder / "data", "--job-seconds", "0.2", api_key=API_KEY)
     process.start()
     try:
         yield process
@@ -750,14 +749,14 @@ def test_a_journal_that_cannot_be_read_exits_8_before_any_request(
     assert requests_sent(emu) == 0
 
 
-def test_a_state_dir_that_is_a_file_exits_8(
+def test_a_state_dir_that_is_a_file_exits_12_before_any_request(
     emu: EmulatorProcess, invoke: Invoke, tmp_path: Path
 ) -> None:
     path = model_tar(tmp_path)
     blocker = tmp_path / "state-file"
     blocker.write_text("not a folder")
     result = invoke(emu.url, "import", str(path), KORE_STATE_DIR=str(blocker))
-    assert result.exit_code == 8, result.output
-    assert_one_clean_error_line(result.stderr, "cannot read the journal", "Not a directory")
+    assert result.exit_code == 12, result.output
+    assert_one_clean_error_line(result.stderr, "is not writable", "Not a directory")
     assert blocker.read_text() == "not a folder"
     assert requests_sent(emu) == 0

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from reliability_support import (
+from tests.support.reliability import (
     BAD_STDERR,
     EmulatorProcess,
     StartEmulator,

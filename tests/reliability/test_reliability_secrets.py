@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from reliability_support import (
+
+from tests.support.reliability import (
     KORE_MODELS,
     FakeServer,
     StartEmulator,

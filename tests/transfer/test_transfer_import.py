@@ -13,7 +13,7 @@ from kore_models.errors import ConfigurationError, JobFailedError, LocalFileErro
 from kore_models.transfer.progress import Phase, ProgressEvent
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory, EmuControl, FileMaker
+    from tests.support.transfer import ClientFactory, EmuControl, FileMaker
 
 CHUNK = 64 * 1024
 

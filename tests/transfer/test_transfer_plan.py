@@ -6,10 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kore_models import Settings
 from kore_models.errors import ConfigurationError
-from kore_models.transfer.plan import DEFAULT_CHUNK_SIZE, ChunkPlan, plan_chunks
+from kore_models.transfer.plan import ChunkPlan, plan_chunks
+from kore_models.units import MiB
 
-MiB = 1024 * 1024
+DEFAULTS = Settings(host="kore.example.test", api_key="kg-plan-test-key-0123")
 
 
 def _assert_exact_cover(plan: ChunkPlan, size: int) -> None:
@@ -33,7 +35,7 @@ def _assert_exact_cover(plan: ChunkPlan, size: int) -> None:
 )
 def test_plan_covers_the_file_exactly(chunk_size: int, count: int, short: int) -> None:
     size = max(1, chunk_size * count - short % chunk_size)
-    plan = plan_chunks(size, chunk_size, max_chunks=10**7)
+    plan = plan_chunks(size, chunk_size, max_chunks=10**7, max_chunk_size=64 * MiB)
     assert plan.chunk_size == chunk_size
     _assert_exact_cover(plan, size)
 
@@ -63,10 +65,15 @@ def test_chunk_size_is_raised_to_stay_under_max_chunks(
 
 
 def test_default_chunk_size_is_under_the_documented_25_mb_request_limit() -> None:
-    assert DEFAULT_CHUNK_SIZE < 25 * 1000 * 1000
-    plan = plan_chunks(200 * 1024**3)  # 200 GiB: raised above the default to fit
+    assert DEFAULTS.chunk_size < 25 * 1000 * 1000
+    plan = plan_chunks(  # 200 GiB: raised above the default to fit
+        200 * 1024**3,
+        DEFAULTS.chunk_size,
+        max_chunks=DEFAULTS.max_chunks,
+        max_chunk_size=DEFAULTS.max_chunk_size,
+    )
     assert plan.total_chunks <= 10_000
-    assert plan.chunk_size > DEFAULT_CHUNK_SIZE
+    assert plan.chunk_size > DEFAULTS.chunk_size
 
 
 @pytest.mark.parametrize(
@@ -74,9 +81,9 @@ def test_default_chunk_size_is_under_the_documented_25_mb_request_limit() -> Non
 )
 def test_invalid_inputs_are_configuration_errors(size: object, chunk_size: object) -> None:
     with pytest.raises(ConfigurationError):
-        plan_chunks(size, chunk_size)  # type: ignore[arg-type]
+        plan_chunks(size, chunk_size, max_chunks=10, max_chunk_size=MiB)  # type: ignore[arg-type]
 
 
 def test_a_file_too_large_for_any_plan_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="too large"):
-        plan_chunks(10_001 * 64 * MiB, max_chunks=10_000, max_chunk_size=64 * MiB)
+        plan_chunks(10_001 * 64 * MiB, 16 * MiB, max_chunks=10_000, max_chunk_size=64 * MiB)

@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kore_models import KoreClient
+from kore_models import ImportResult, KoreClient
 from kore_models.errors import FileChangedError, UploadError
 from kore_models.transfer.journal import Journal, JournalRecord, journal_path
 from kore_models.transfer.progress import ProgressEvent
-from kore_models.transfer.upload import ImportResult
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory, EmuControl, FileMaker
+    from tests.support.transfer import ClientFactory, EmuControl, FileMaker
 
 CHUNK = 64 * 1024
 TOTAL = 30
@@ -163,7 +162,7 @@ async def test_an_expired_journal_session_starts_afresh(
     journal = _journal(clients(), source)
     record.expires_at = "2000-01-01T00:00:00.000Z"
     journal.record = record
-    journal.save_now()
+    await journal.save()
     await ctl.configure(throughput_bytes_per_second=None)
     await ctl.reset_counters()
 

@@ -13,7 +13,7 @@ from kore_models.errors import UploadError
 from kore_models.transfer.progress import Phase, ProgressEvent
 
 if TYPE_CHECKING:
-    from conftest import ClientFactory, EmuControl, FileMaker
+    from tests.support.transfer import ClientFactory, EmuControl, FileMaker
 
 CHUNK = 64 * 1024
 
@@ -105,13 +105,12 @@ async def test_a_stalled_chunk_is_abandoned_and_retried(
     kore = clients(read_timeout=0.5, stall_timeout=0.5)
     size = 4 * CHUNK
     source = make_file(size)
-    await ctl.script({"route": "chunk", "action": "stall", "stall_seconds": 20})
+    # the stall outlasts the test's own timeout: only abandoning the chunk can finish it
+    await ctl.script({"route": "chunk", "action": "stall", "stall_seconds": 3600})
     events: list[ProgressEvent] = []
-    started = time.monotonic()
 
     result = await kore.models.import_file(source, on_progress=events.append)
 
-    assert time.monotonic() - started < 5
     assert result.retries == 1
     await ctl.assert_stored(result.model_id, source)
     counters = await ctl.counters()

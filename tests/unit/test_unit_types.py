@@ -20,7 +20,7 @@ from kore_models.types import normalise_status
 
 BASE = "https://kore.example.test/api/public"
 
-# The sample responses, verbatim from the seeds and kore-api.md sections 3 and 4.
+# The sample responses, verbatim from the public API docs (import, export, deploy, dock status).
 START_SAMPLE = {
     "sessionId": "dxxxxxx0-0xx2-4xx2-9xxd-5xxxxxxxxxx8",
     "expirationDate": "2025-02-05T11:58:03.638Z",

@@ -12,15 +12,16 @@ import click
 
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
-from ..transfer.upload import ImportResult, check_local_file
+from ..results import ImportResult
 from .context import Globals, get_globals, run_command
 from .errors import EXIT_OK, describe
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
+from .options import command
 from .output import Output, human_bytes, human_rate
-from .params import BYTE_SIZE, SHARD, Shard
+from .params import CHUNK_SIZE, SHARD, Shard
 from .progress import ProgressDisplay, pick_mode
 
-__all__ = ["import_command", "import_row"]
+__all__ = ["human_line", "import_command", "import_row"]
 
 
 @dataclass(frozen=True)
@@ -42,25 +43,15 @@ def _label(path: Path) -> str:
 
 
 def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, Any]:
-    """The JSON object of one finished import."""
+    """The JSON object of one finished import: which file, then the result's camelCase dump."""
     return {
         "path": str(path),
         "isAdapter": is_adapter,
-        "modelId": result.model_id,
-        "dockStatusId": result.dock_status_id,
-        "sessionId": result.session_id,
-        "status": result.status,
-        "bytes": result.bytes,
-        "chunks": result.chunks,
-        "chunksSent": result.chunks_sent,
-        "chunksResumed": result.chunks_resumed,
-        "retries": result.retries,
-        "seconds": round(result.seconds, 3),
-        "resumed": result.resumed,
+        **result.model_dump(by_alias=True, mode="json", exclude={"job"}),
     }
 
 
-def _human(row: dict[str, Any], label: str) -> str | None:
+def human_line(row: dict[str, Any], label: str) -> str | None:
     if row.get("skipped"):
         return (
             f"skipped {label}: already imported as model {row.get('modelId')} "
@@ -69,8 +60,13 @@ def _human(row: dict[str, Any], label: str) -> str | None:
     if "error" in row:
         return None
     size = f"{human_bytes(row['bytes'])} in {row['seconds']:.1f} s"
-    rate = human_rate(row["bytes"], row["seconds"])
-    resumed = f", resumed {row['chunksResumed']} chunks" if row["resumed"] else ""
+    rate = human_rate(row["bytesSent"], row["seconds"])
+    resumed = (
+        f", resumed: {row['chunksResumed']} chunks were already on the server, "
+        f"{human_bytes(row['bytesSent'])} sent now"
+        if row["resumed"]
+        else ""
+    )
     retries = f", {row['retries']} retries" if row["retries"] else ""
     if row["status"] == "SUCCESS":
         head = f"imported {label}: model {row['modelId']} (job {row['dockStatusId']} SUCCESS)"
@@ -144,7 +140,7 @@ class _Run:
                 on_progress=self.display.track(label),
                 resume=opts.resume,
                 wait=opts.wait,
-                timeout=opts.timeout,
+                job_timeout=opts.timeout,
             )
             row = import_row(entry.path, entry.is_adapter, result)
             if self.state is not None and row["dockStatusId"]:
@@ -181,13 +177,13 @@ class _Run:
         return rows
 
 
-def _check_manifest_files(entries: list[Entry], state: StateFile) -> None:
+def _check_manifest_files(kore: KoreClient, entries: list[Entry], state: StateFile) -> None:
     problems = []
     for entry in entries:
         if state.done(entry) is not None:
             continue
         try:
-            check_local_file(entry.path)
+            kore.models.check_file(entry.path)
         except LocalFileError as exc:
             problems.append(f"{entry.where}: {exc}")
     if problems:
@@ -223,15 +219,15 @@ async def _run_imports(
     started = time.monotonic()
     single = manifest is None and len(entries) == 1
     state: StateFile | None = None
-    if manifest is not None:
-        state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
-        await anyio.to_thread.run_sync(_check_manifest_files, entries, state)
     async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
-        with ProgressDisplay(out, pick_mode(out)) as display:
+        if manifest is not None:  # every entry checked before the first upload
+            state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
+            await anyio.to_thread.run_sync(_check_manifest_files, kore, entries, state)
+        with ProgressDisplay(out, pick_mode(out, g.progress)) as display:
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)
     labels = [_label(e.path) for e in entries]
-    lines = [line for row, lab in zip(rows, labels, strict=True) if (line := _human(row, lab))]
+    lines = [line for row, lab in zip(rows, labels, strict=True) if (line := human_line(row, lab))]
     if single:
         out.result(rows[0], lines)
         return EXIT_OK
@@ -250,10 +246,10 @@ async def _run_imports(
     return int(summary["exitCode"])
 
 
-@click.command("import")
+@command("import")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--adapter", is_flag=True, help="The files are adapters (isAdapter=true).")
-@click.option("--chunk-size", type=BYTE_SIZE, help="Bytes per chunk, e.g. 16MiB (default 16MiB).")
+@click.option("--chunk-size", type=CHUNK_SIZE, help="Bytes per chunk, e.g. 16MiB (default 16MiB).")
 @click.option(
     "--concurrency", type=click.IntRange(1, 256), help="Chunks in flight per file (default 8)."
 )

@@ -24,6 +24,7 @@ from ..errors import DownloadError
 from ..types import DeployConfig
 from .context import get_globals, run_command
 from .errors import EXIT_OK
+from .options import command
 from .output import Output, human_bytes, human_rate
 from .params import BYTE_SIZE
 from .progress import ProgressDisplay, pick_mode
@@ -206,7 +207,12 @@ class _Step:
 
 
 async def _demo(
-    out: Output, root: Path, size: int, job_seconds: float, tls: bool = False
+    out: Output,
+    root: Path,
+    size: int,
+    job_seconds: float,
+    progress: str = "auto",
+    tls: bool = False,
 ) -> dict[str, Any]:
     from ..client import KoreClient
 
@@ -241,7 +247,7 @@ async def _demo(
             ca_bundle=emulator.ca_file,  # with --tls: the CA the emulator generated
         ) as kore:
             out.add_secret(emulator.api_key)
-            with ProgressDisplay(out, pick_mode(out)) as display:
+            with ProgressDisplay(out, pick_mode(out, progress)) as display:
                 out.info("2/6 importing it (chunked upload, then processing on the server)")
                 t0 = time.monotonic()
                 imported = await kore.models.import_file(
@@ -312,7 +318,7 @@ def _summary_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.command("demo")
+@command("demo")
 @click.option(
     "--size",
     type=BYTE_SIZE,
@@ -359,7 +365,7 @@ def demo_command(
         root = Path(tempfile.mkdtemp(prefix="kore-models-demo-"))
 
     async def main() -> int:
-        result = await _demo(out, root, size, job_seconds, tls)
+        result = await _demo(out, root, size, job_seconds, g.progress, tls)
         out.result(result, _summary_lines(result))
         return EXIT_OK
 

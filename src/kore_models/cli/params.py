@@ -8,47 +8,45 @@ from typing import Any
 
 import click
 
-__all__ = ["BYTE_SIZE", "SHARD", "ByteSize", "Shard", "ShardType", "parse_byte_size"]
+from ..settings import Settings
+from ..units import format_size, parse_size
 
-_UNITS: dict[str, int] = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kib": 1024,
-    "kb": 1000,
-    "m": 1024**2,
-    "mib": 1024**2,
-    "mb": 1000**2,
-    "g": 1024**3,
-    "gib": 1024**3,
-    "gb": 1000**3,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+__all__ = ["BYTE_SIZE", "CHUNK_SIZE", "SHARD", "ByteSize", "Shard", "ShardType", "parse_byte_size"]
 
 
 def parse_byte_size(text: str) -> int:
-    """``16MiB`` -> 16777216. K/M/G and KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000."""
-    match = _SIZE.match(text)
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"{text!r} is not a size; use e.g. 16MiB, 512KiB, 8M or 1048576")
-    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
-    if value < 1 or value != int(value):
-        raise ValueError(f"{text!r} must be a whole number of bytes, at least 1")
-    return int(value)
+    """``16MiB`` -> 16777216: the library's one size parser, and at least one byte."""
+    size = parse_size(text)
+    if size < 1:
+        raise ValueError(f"size {text!r} must be at least 1 byte")
+    return size
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
-    """A byte count with an optional unit."""
+    """A byte count with an optional unit, within the bounds of a client setting if named."""
 
     name = "size"
+
+    def __init__(self, setting: str | None = None):
+        self.setting = setting
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         try:
-            return parse_byte_size(str(value))
+            size = parse_byte_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if self.setting is not None:
+            low, high = Settings.bounds(self.setting)
+            if (low is not None and size < low) or (high is not None and size > high):
+                self.fail(
+                    f"{value!r} is not a size the client takes here: between "
+                    f"{format_size(low or 0)} and {format_size(high or 0)}",
+                    param,
+                    ctx,
+                )
+        return size
 
 
 @dataclass(frozen=True)
@@ -86,4 +84,5 @@ class ShardType(click.ParamType):  # type: ignore[type-arg]
 
 
 BYTE_SIZE = ByteSize()
+CHUNK_SIZE = ByteSize("chunk_size")
 SHARD = ShardType()

@@ -1,91 +1,73 @@
-"""Progress display: rich bars on a terminal, plain log lines otherwise, nothing with --quiet."""
+"""Progress on stderr: rich bars on a terminal, plain lines elsewhere, JSON lines, or nothing."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Column
+from ..progress_display import Phase, ProgressEvent, RichProgress, describe_phase, eta_of
+from ..units import format_size
+from .output import Output
 
-from ..transfer.progress import Phase, ProgressEvent
-from .output import Output, human_bytes
+__all__ = ["ProgressDisplay", "describe_phase", "event_json", "pick_mode"]
 
-__all__ = ["ProgressDisplay", "describe_phase", "pick_mode"]
-
-Mode = Literal["rich", "plain", "none"]
+Mode = Literal["rich", "plain", "json", "none"]
 Callback = Callable[[ProgressEvent], None]
 
-_PHASE_LABELS: dict[Phase, str] = {
-    Phase.PLANNING: "planning",
-    Phase.UPLOADING: "uploading",
-    Phase.COMPLETING: "completing the upload",
-    Phase.PROCESSING: "processing on the server",
-    Phase.DOWNLOADING: "downloading",
-    Phase.DONE: "done",
-    Phase.FAILED: "failed",
-}
-
 PLAIN_INTERVAL = 5.0
+JSON_INTERVAL = 1.0
+_MOVING = (Phase.UPLOADING, Phase.DOWNLOADING)
 
 
-def pick_mode(output: Output, *, force: Mode | None = None) -> Mode:
-    """``none`` with --quiet, ``rich`` when stderr is a terminal, else ``plain``."""
-    if force is not None:
-        return force
+def pick_mode(output: Output, requested: str = "auto") -> Mode:
+    """The mode asked for; ``auto`` is none with --quiet, rich on a terminal, else plain."""
+    if requested in ("rich", "plain", "json", "none"):
+        return requested  # type: ignore[return-value]
     if output.quiet:
         return "none"
     return "rich" if sys.stderr.isatty() else "plain"
 
 
-def describe_phase(event: ProgressEvent) -> str:
-    """``processing on the server (IN_PROGRESS 40%)`` and the like."""
-    label = event.message if event.message and event.phase is Phase.PROCESSING else None
-    text = label or _PHASE_LABELS.get(event.phase, str(event.phase))
-    if event.phase is Phase.PROCESSING:
-        extra = [event.job_status or ""]
-        if event.job_percentage is not None:
-            extra.append(f"{event.job_percentage:.0f}%")
-        detail = " ".join(e for e in extra if e)
-        if detail:
-            text = f"{text} ({detail})"
-    return text
+def event_json(label: str, event: ProgressEvent) -> dict[str, Any]:
+    """One ``--progress json`` line: phase, bytes, rate, ETA, retries, chunks."""
+    eta = eta_of(event)
+    data: dict[str, Any] = {
+        "event": "progress",
+        "label": label,
+        "phase": str(event.phase),
+        "bytes": event.bytes_done,
+        "bytesTotal": event.bytes_total,
+        "rateBytesPerSecond": round(event.throughput, 1) if event.phase in _MOVING else 0.0,
+        "etaSeconds": None if eta is None else round(eta, 1),
+        "retries": event.retries,
+        "chunks": event.chunks_done,
+        "chunksTotal": event.chunks_total,
+        "elapsedSeconds": round(event.elapsed, 3),
+    }
+    if event.job_status is not None:
+        data["jobStatus"] = event.job_status
+    if event.job_percentage is not None:
+        data["jobPercentage"] = event.job_percentage
+    if event.message:
+        data["message"] = event.message
+    return data
 
 
-def _detail(event: ProgressEvent) -> str:
-    parts = []
-    if event.chunks_total:
-        parts.append(f"{event.chunks_done}/{event.chunks_total} chunks")
-    if event.retries:
-        parts.append(f"{event.retries} retr{'y' if event.retries == 1 else 'ies'}")
-    parts.append(describe_phase(event))
-    return " · ".join(parts)
-
-
-def _plain_line(label: str, event: ProgressEvent, *, rate: bool = True) -> str:
+def _plain_line(label: str, event: ProgressEvent, sent: int, *, rate: bool = True) -> str:
     parts = [f"{label}: {describe_phase(event)}"]
-    if event.bytes_total and event.phase in (Phase.UPLOADING, Phase.DOWNLOADING):
+    if event.bytes_total and event.phase in _MOVING:
         pct = 100.0 * event.bytes_done / event.bytes_total
-        parts.append(
-            f"{human_bytes(event.bytes_done)}/{human_bytes(event.bytes_total)} ({pct:.0f}%)"
-        )
+        done, total = format_size(event.bytes_done), format_size(event.bytes_total)
+        parts.append(f"{done}/{total} ({pct:.0f}%)")
         if rate and event.throughput:
-            parts.append(f"{event.throughput / 1e6:.1f} MB/s")
+            parts.append(f"{format_size(event.throughput)}/s")
     elif event.bytes_done and event.phase in (Phase.COMPLETING, Phase.DONE):
-        average = f" ({event.bytes_done / event.elapsed / 1e6:.1f} MB/s)" if event.elapsed else ""
-        parts.append(f"{human_bytes(event.bytes_done)} in {event.elapsed:.1f} s{average}")
+        average = f" ({format_size(sent / event.elapsed)}/s)" if event.elapsed and sent else ""
+        parts.append(f"{format_size(sent)} sent in {event.elapsed:.1f} s{average}")
     if event.chunks_total and event.phase in (Phase.UPLOADING, Phase.COMPLETING):
         parts.append(f"chunk {event.chunks_done}/{event.chunks_total}")
     if event.retries:
@@ -93,34 +75,36 @@ def _plain_line(label: str, event: ProgressEvent, *, rate: bool = True) -> str:
     return ", ".join(parts)
 
 
-def _column(**options: Any) -> Column:
-    return Column(overflow="ellipsis", **options)
+class _RunBytes:
+    """Bytes moved by this run: what the first moving event did not already count."""
+
+    def __init__(self) -> None:
+        self.start: int | None = None
+
+    def sent(self, event: ProgressEvent) -> int:
+        if event.phase in _MOVING and self.start is None:
+            self.start = event.bytes_done
+        return max(0, event.bytes_done - (self.start or 0))
 
 
 class ProgressDisplay:
-    """One display for a command; ``track(label)`` gives the ``on_progress`` of one transfer."""
+    """One display for a command; ``track(label)`` gives the ``on_progress`` of one transfer.
 
-    def __init__(self, output: Output, mode: Mode):
+    Planning notices (a resume, a raised or kept chunk size) are printed once as notes in
+    every mode but ``none``.
+    """
+
+    def __init__(self, output: Output, mode: Mode, *, clock: Callable[[], float] = time.monotonic):
         self.output = output
         self.mode = mode
-        self._progress: Progress | None = None
+        self.clock = clock
+        self._rich: RichProgress | None = None
         if mode == "rich":
-            self._progress = Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]{task.description}", table_column=_column(max_width=30)),
-                BarColumn(bar_width=24),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[detail]}", table_column=_column(no_wrap=True)),
-                console=output.stderr,
-                transient=False,
-                refresh_per_second=8,
-            )
+            self._rich = RichProgress(output.stderr, auto_stop=False)
 
     def __enter__(self) -> ProgressDisplay:
-        if self._progress is not None:
-            self._progress.start()
+        if self._rich is not None:
+            self._rich.start()
         return self
 
     def __exit__(
@@ -133,46 +117,53 @@ class ProgressDisplay:
 
     def stop(self) -> None:
         """Stop redrawing (idempotent)."""
-        if self._progress is not None:
-            self._progress.stop()
+        if self._rich is not None:
+            self._rich.stop()
+
+    def notice(self, label: str, message: str) -> None:
+        """A one-off note about a transfer (also a JSON line in json mode)."""
+        if self.mode == "json":
+            self.output.event("notice", label=label, message=message)
+        elif self.mode != "none":
+            self.output.stderr_line(f"{label}: {message}")
 
     def track(self, label: str) -> Callback:
         """A progress callback that draws the transfer called ``label``."""
         if self.mode == "none":
             return lambda event: None
-        if self._progress is not None:
-            return self._rich_callback(self._progress, label)
-        return self._plain_callback(label)
-
-    def _rich_callback(self, progress: Progress, label: str) -> Callback:
-        task: TaskID = progress.add_task(label, total=None, detail="starting")
+        draw = self._draw(label)
+        notices: set[str] = set()
 
         def on_progress(event: ProgressEvent) -> None:
-            progress.update(
-                task,
-                completed=event.bytes_done,
-                total=event.bytes_total or None,
-                detail=_detail(event),
-            )
-            if event.phase in (Phase.DONE, Phase.FAILED):
-                progress.stop_task(task)
+            if event.phase is Phase.PLANNING and event.message and event.message not in notices:
+                notices.add(event.message)
+                if event.message.startswith(("resuming", "chunk size")):
+                    self.notice(label, event.message)
+            draw(event)
 
         return on_progress
 
-    def _plain_callback(self, label: str) -> Callback:
+    def _draw(self, label: str) -> Callback:
+        if self._rich is not None:
+            return self._rich.track(label)
+        interval = JSON_INTERVAL if self.mode == "json" else PLAIN_INTERVAL
         last_key: tuple[object, ...] | None = None
         last_time = 0.0
+        run_bytes = _RunBytes()
 
         def on_progress(event: ProgressEvent) -> None:
             nonlocal last_key, last_time
-            key = (event.phase, event.job_status, event.message)
-            now = time.monotonic()
-            moving = event.phase in (Phase.UPLOADING, Phase.DOWNLOADING)
+            sent = run_bytes.sent(event)
+            key = (event.phase, event.job_status, event.message, event.chunks_total)
+            now = self.clock()
             changed = key != last_key
-            if changed or (moving and now - last_time >= PLAIN_INTERVAL):
-                last_key = key
-                last_time = now
+            if not changed and not (event.phase in _MOVING and now - last_time >= interval):
+                return
+            last_key, last_time = key, now
+            if self.mode == "json":
+                self.output.stderr_line(json.dumps(event_json(label, event)))
+            else:
                 # a phase's first rate is not meaningful (a resumed upload jumps ahead)
-                self.output.info(_plain_line(label, event, rate=not changed))
+                self.output.info(_plain_line(label, event, sent, rate=not changed))
 
         return on_progress

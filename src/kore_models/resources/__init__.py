@@ -1,7 +1,7 @@
-"""Thin one-to-one wrappers of the API endpoints: build the path, send, parse into types."""
+"""The public namespaces of a client: ``kore.files``, ``kore.models``, ``kore.dock_status``."""
 
-from .dock_status import DockStatusAPI
-from .files import FilesAPI
-from .models import ModelsAPI
+from .dock_status import DockStatus
+from .files import Files
+from .models import Models
 
-__all__ = ["DockStatusAPI", "FilesAPI", "ModelsAPI"]
+__all__ = ["DockStatus", "Files", "Models"]

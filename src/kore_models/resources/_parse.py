@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .._http import ApiResponse
-from ..errors import ResponseValidationError
+from ..errors import ResponseValidationError, format_validation_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,12 +24,8 @@ def parse_as(model: type[M], response: ApiResponse, *, what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()
-        )
         raise ResponseValidationError(
-            f"{what}: the response does not fit the documented shape ({problems})",
+            format_validation_error(exc, f"{what}: the response does not fit the documented shape"),
             body=data,
             request_id=response.request_id,
         ) from None

@@ -1,4 +1,4 @@
-"""The file-session endpoints: start a session, upload one chunk, complete the session."""
+"""``kore.files``: the file-session endpoints (start a session, upload a chunk, complete it)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from pydantic import ValidationError
 from .._body import FileSlice, FileSlicePayload, build_chunk_form
 from .._http import Transport, encode_segment
 from .._retry import RetryBudget
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, format_validation_error
 from ..types import ChunkAccepted, JobDocument, SessionStarted, StartSessionRequest
 from ._parse import parse_as
 
 
-class FilesAPI:
+class Files:
     """``kore.files``: POST /files/session/start, /files/session/{id}, /{id}/complete."""
 
     def __init__(self, transport: Transport):
         self._transport = transport
+
+    def __repr__(self) -> str:
+        return f"Files(host={self._transport.settings.host!r})"
 
     async def start_session(
         self,
@@ -42,10 +45,9 @@ class FilesAPI:
                 is_adapter=is_adapter,
             )
         except ValidationError as exc:  # every library error is a KoreError
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigurationError(f"invalid start-session request: {problems}") from None
+            raise ConfigurationError(
+                format_validation_error(exc, "invalid start-session request")
+            ) from None
         response = await self._transport.request(
             "POST", ["files", "session", "start"], json_body=request.to_api()
         )

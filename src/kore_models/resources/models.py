@@ -1,24 +1,43 @@
-"""The model endpoints: export, deploy and undeploy (each returns a dock-status job)."""
+"""``kore.models``: export, deploy, undeploy, and the whole-model import and export."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from .._http import Transport, encode_segment
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DownloadError, format_validation_error
+from ..results import ExportResult, ImportResult
+from ..transfer.download import download_file
+from ..transfer.localfile import check_local_file
+from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
+from ..transfer.upload import import_file
 from ..types import DeployConfig, JobDocument, ModelType
 from ._parse import parse_as
+from .dock_status import DockStatus
+from .files import Files
+
+__all__ = ["Models"]
 
 _MODEL_TYPES = ("openSource", "fineTune")
 
 
-class ModelsAPI:
-    """``kore.models`` raw calls: POST /models/{id}/export, /deploy?modelType=, /undeploy."""
+class Models:
+    """``kore.models``: POST /models/{id}/export, /deploy?modelType=, /undeploy, and the
+    transfers built on them (``import_file``, ``export_to_file``)."""
 
-    def __init__(self, transport: Transport):
+    def __init__(self, transport: Transport, files: Files, dock_status: DockStatus):
         self._transport = transport
+        self._files = files
+        self._dock = dock_status
+
+    def __repr__(self) -> str:
+        return f"Models(host={self._transport.settings.host!r})"
 
     async def export(self, model_id: str) -> JobDocument:
         """Start an export job; its document carries the download URL once it succeeded."""
@@ -28,9 +47,20 @@ class ModelsAPI:
         return parse_as(JobDocument, response, what="export")
 
     async def deploy(
-        self, model_id: str, model_type: ModelType, config: DeployConfig | dict[str, Any]
+        self,
+        model_id: str,
+        model_type: ModelType,
+        config: DeployConfig | dict[str, Any],
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        on_update: Callable[[JobDocument], None] | None = None,
     ) -> JobDocument:
-        """Start a deploy job with a validated deploy configuration."""
+        """Start a deploy job with a validated configuration; ``wait`` awaits its end.
+
+        With ``wait`` the final document is returned (FAILED raises JobFailedError) and
+        ``on_update`` receives each changed document; ``timeout`` is a hard deadline.
+        """
         if model_type not in _MODEL_TYPES:
             raise ConfigurationError(
                 f"model_type must be one of {', '.join(_MODEL_TYPES)}, not {model_type!r}"
@@ -39,21 +69,164 @@ class ModelsAPI:
             try:
                 config = DeployConfig.model_validate(config)
             except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-                )
-                raise ConfigurationError(f"invalid deploy config: {problems}") from None
+                raise ConfigurationError(
+                    format_validation_error(exc, "invalid deploy config")
+                ) from None
         response = await self._transport.request(
             "POST",
             ["models", encode_segment(model_id, what="model id"), "deploy"],
             params={"modelType": model_type},
             json_body=config.to_api(),
         )
-        return parse_as(JobDocument, response, what="deploy")
+        job = parse_as(JobDocument, response, what="deploy")
+        return await self._await(job, timeout, on_update) if wait else job
 
-    async def undeploy(self, model_id: str) -> JobDocument:
-        """Start an undeploy job."""
+    async def undeploy(
+        self,
+        model_id: str,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        on_update: Callable[[JobDocument], None] | None = None,
+    ) -> JobDocument:
+        """Start an undeploy job; ``wait`` awaits its end as for :meth:`deploy`."""
         response = await self._transport.request(
             "POST", ["models", encode_segment(model_id, what="model id"), "undeploy"]
         )
-        return parse_as(JobDocument, response, what="undeploy")
+        job = parse_as(JobDocument, response, what="undeploy")
+        return await self._await(job, timeout, on_update) if wait else job
+
+    @staticmethod
+    def check_file(path: str | os.PathLike[str]) -> int:
+        """The checks ``import_file`` makes before sending anything, alone (blocking).
+
+        Returns the file's size; raises LocalFileError saying why it cannot be imported
+        (missing, a folder, not a regular file, empty, unreadable). For preflights of many
+        files, e.g. a manifest, before the first upload.
+        """
+        return check_local_file(Path(os.fspath(path)).expanduser())
+
+    async def import_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        is_adapter: bool = False,
+        chunk_size: int | str | None = None,
+        concurrency: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        resume: bool = True,
+        wait: bool = True,
+        job_timeout: float | None = None,
+    ) -> ImportResult:
+        """Import a model file: plan, start a session, upload chunks, complete, await the job.
+
+        ``chunk_size`` takes bytes or a text such as ``"16MiB"``; it and ``concurrency``
+        obey the same bounds as the settings. ``job_timeout`` is a hard deadline for the
+        server's job after the upload (the upload itself is bounded by retries and the
+        stall timeout). With ``resume`` an interrupted import continues from its journal.
+        """
+        settings = self._transport.settings.replace(chunk_size=chunk_size, concurrency=concurrency)
+        return await import_file(
+            self._files,
+            self._dock,
+            settings,
+            path,
+            is_adapter=is_adapter,
+            chunk_size_given=chunk_size is not None,
+            on_progress=on_progress,
+            resume=resume,
+            wait=wait,
+            job_timeout=job_timeout,
+        )
+
+    async def export_to_file(
+        self,
+        model_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ExportResult:
+        """Start an export, wait for its job (``timeout``: hard deadline), download to ``dest``."""
+        started = time.monotonic()
+        tracker = ProgressTracker(on_progress)
+        tracker.phase(Phase.PROCESSING, message="exporting on the server")
+        job = await self.export(model_id)
+        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+
+    async def download_export(
+        self,
+        dock_status_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ExportResult:
+        """Download the file of an export started earlier (``export``, CLI ``--no-wait``).
+
+        Waits for the job ``dock_status_id`` first while it still runs (``timeout``: hard
+        deadline). A job that is not an export is a ConfigurationError.
+        """
+        started = time.monotonic()
+        tracker = ProgressTracker(on_progress)
+        tracker.phase(Phase.PROCESSING, message="waiting for the export job")
+        job = await self._dock.get(dock_status_id)
+        if job.action is not None and job.action.upper() != "EXPORT":
+            raise ConfigurationError(
+                f"job {dock_status_id} is an {job.action} job, not an export; "
+                "give the dockStatusId that `export --no-wait` printed"
+            )
+        model_id = job.model_id or dock_status_id
+        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+
+    async def _finish_export(
+        self,
+        job: JobDocument,
+        dest: str | os.PathLike[str],
+        timeout: float | None,
+        tracker: ProgressTracker,
+        started: float,
+        model_id: str,
+    ) -> ExportResult:
+        final = await self._await(
+            job,
+            timeout,
+            lambda doc: tracker.update(
+                job_status=doc.status, job_percentage=doc.percentage_complete
+            ),
+        )
+        url = final.download_url
+        if not url:
+            raise DownloadError(
+                f"the export job {final.dock_status_id} succeeded but gave no download URL"
+            )
+        tracker.phase(Phase.DOWNLOADING)
+        result = await download_file(
+            self._transport,
+            url,
+            Path(dest),
+            on_bytes=tracker.add_bytes,
+            on_total=lambda total: tracker.update(bytes_total=total),
+            block_size=self._transport.settings.read_block_size,
+        )
+        tracker.phase(Phase.DONE, bytes_done=result.bytes, bytes_total=result.bytes)
+        return ExportResult(
+            model_id=final.model_id or model_id,
+            dock_status_id=final.dock_status_id,
+            path=result.path,
+            bytes=result.bytes,
+            seconds=time.monotonic() - started,
+            resumed_from=result.resumed_from,
+        )
+
+    async def _await(
+        self,
+        job: JobDocument,
+        timeout: float | None,
+        on_update: Callable[[JobDocument], None] | None = None,
+    ) -> JobDocument:
+        if job.dock_status_id is None:
+            return job
+        return await self._dock.wait(
+            job.dock_status_id, timeout=timeout, on_update=on_update, first=job
+        )

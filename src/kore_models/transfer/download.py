@@ -15,7 +15,6 @@ import asyncio
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,20 +31,11 @@ from ..errors import (
     error_from_response,
     redact,
 )
+from ..results import DownloadResult
 
 __all__ = ["DownloadResult", "download_file"]
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """Where the file went and what it took."""
-
-    path: Path
-    bytes: int
-    resumed_from: int
-    restarts: int
 
 
 def _part_size(part: Path) -> int:

@@ -15,7 +15,6 @@ journal never holds the API key. A journal that cannot be parsed is set aside (r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -27,11 +26,13 @@ from typing import Any
 
 from .._atomic import write_json_atomically
 from ..errors import JournalError
+from ..types import check_server_id
 
 __all__ = ["Fingerprint", "Journal", "JournalRecord", "fingerprint_file", "journal_path"]
 
 log = logging.getLogger("kore_models.journal")
 JOURNAL_VERSION = 1
+_MAX_JOURNAL_BYTES = 16 * 1024 * 1024
 _SAMPLE_BLOCK = 64 * 1024
 _SAMPLES = 16
 
@@ -68,6 +69,22 @@ def journal_path(state_dir: Path, host: str, file_path: Path) -> Path:
     """Where the journal of importing ``file_path`` to ``host`` lives."""
     key = hashlib.sha256(f"{host}\n{file_path.resolve()}".encode()).hexdigest()[:32]
     return state_dir / "journals" / f"{key}.json"
+
+
+def _id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"an id must be a string, not {type(value).__name__}")
+    return str(check_server_id(value))
+
+
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else _id(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("expires_at must be a string")
+    return value
 
 
 @dataclass
@@ -112,14 +129,16 @@ class JournalRecord:
                 chunk_size=int(data["chunk_size"]),
                 total_chunks=int(data["total_chunks"]),
                 is_adapter=bool(data["is_adapter"]),
-                session_id=str(data["session_id"]),
-                model_id=data.get("model_id"),
-                expires_at=data.get("expires_at"),
+                session_id=_id(data["session_id"]),
+                model_id=_optional_id(data.get("model_id")),
+                expires_at=_optional_text(data.get("expires_at")),
                 acknowledged=acknowledged,
-                dock_status_id=data.get("dock_status_id"),
+                dock_status_id=_optional_id(data.get("dock_status_id")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise JournalError(f"the journal does not fit the expected shape: {exc}") from None
+        if record.chunk_size < 1 or record.total_chunks < 1 or record.fingerprint.size < 0:
+            raise JournalError("the journal's plan is not a valid chunk plan")
         if any(n < 0 or n >= record.total_chunks for n in record.acknowledged):
             raise JournalError("the journal lists chunk numbers outside the plan")
         return record
@@ -148,24 +167,40 @@ class Journal:
         self._inflight: asyncio.Future[None] | None = None
 
     def load(self) -> JournalRecord | None:
-        """Read the journal (blocking, small); a corrupt one is set aside and None returned."""
+        """Read the journal (blocking, small); an unusable one is set aside and None returned.
+
+        Unusable means unreadable, larger than 16 MiB, not UTF-8 JSON, nested too deeply,
+        holding values Python cannot take (``Infinity``, a 5000-digit number), or not the
+        shape of a journal (including ids that are not safe URL path segments).
+        """
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
-        try:
+            with open(self.path, "rb") as handle:
+                raw = handle.read(_MAX_JOURNAL_BYTES + 1)
+            if len(raw) > _MAX_JOURNAL_BYTES:
+                raise JournalError("it is larger than any journal this tool writes")
             # bytes that are not UTF-8 (UnicodeDecodeError is a ValueError) are corrupt too
             return JournalRecord.from_json(json.loads(raw.decode("utf-8")))
-        except (ValueError, JournalError) as exc:
-            aside = self.path.with_suffix(".corrupt")
-            log.warning(
-                "the resume journal %s is unusable (%s); moved to %s", self.path, exc, aside
-            )
-            with contextlib.suppress(OSError):
-                os.replace(self.path, aside)
+        except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise JournalError(
+                f"cannot read the journal {self.path}: it is a folder; remove it, "
+                "or import with --no-resume"
+            ) from None
+        except (OSError, ValueError, OverflowError, RecursionError, JournalError) as exc:
+            self._set_aside(exc)
+            return None
+
+    def _set_aside(self, why: BaseException) -> None:
+        aside = self.path.with_suffix(".corrupt")
+        try:
+            os.replace(self.path, aside)
+        except OSError as exc:
+            raise JournalError(
+                f"the resume journal {self.path} is unusable ({why}) and cannot be moved "
+                f"aside ({exc.strerror}); remove it, or import with --no-resume"
+            ) from None
+        log.warning("the resume journal %s is unusable (%s); moved to %s", self.path, why, aside)
 
     def _write(self, document: dict[str, Any], durable: bool = True) -> None:
         write_json_atomically(self.path, document, durable=durable)
@@ -191,14 +226,6 @@ class Journal:
                 await asyncio.shield(self._inflight)
             except OSError as exc:
                 raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
-
-    def save_now(self) -> None:
-        """Blocking save, for cancellation paths where awaiting is not possible."""
-        if self.record is not None:
-            try:
-                self._write(self.record.to_json())
-            except OSError as exc:
-                log.warning("cannot write the journal %s: %s", self.path, exc)
 
     def discard(self) -> None:
         """Remove the journal (the import finished, or its session is gone)."""

@@ -1,7 +1,7 @@
 """The pure chunk planner: split [0, size) into numbered (offset, length) chunks.
 
 The default chunk is 16 MiB: below the 25 MB single-request limit that is the only size
-the docs state (kore-api.md section 10.6), large enough that per-request latency is small
+the docs state (see the API notes in the docs), large enough that per-request latency is small
 next to transfer time. When the chunk count would exceed ``max_chunks`` the chunk size is
 raised (to a whole MiB) until it fits, up to ``max_chunk_size``.
 """
@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
+from ..units import MiB
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Chunk", "ChunkPlan", "plan_chunks"]
-
-MiB = 1024 * 1024
-DEFAULT_CHUNK_SIZE = 16 * MiB
+__all__ = ["Chunk", "ChunkPlan", "plan_chunks"]
 
 
 @dataclass(frozen=True)
@@ -48,10 +46,10 @@ class ChunkPlan:
 
 def plan_chunks(
     file_size: int,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int,
     *,
-    max_chunks: int = 10_000,
-    max_chunk_size: int = 64 * MiB,
+    max_chunks: int,
+    max_chunk_size: int,
 ) -> ChunkPlan:
     """Plan the chunks of a ``file_size``-byte file; raise ConfigurationError if impossible."""
     for name, value in (

@@ -16,30 +16,52 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import JobFailedError, JobTimeoutError
-from ..resources.dock_status import DockStatusAPI
 from ..types import JobDocument
 
-__all__ = ["PollPolicy", "wait_for_job", "watch_job"]
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["JobReader", "PollPolicy", "wait_for_job", "watch_job"]
+
+
+class JobReader(Protocol):
+    """Anything that reads a job's document (``kore.dock_status``)."""
+
+    async def get(self, dock_status_id: str) -> JobDocument:
+        """The job's current document."""
+        ...
 
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Pacing of status polls."""
+    """Pacing of status polls (the defaults live in Settings: see :meth:`from_settings`)."""
 
-    initial: float = 0.5
-    maximum: float = 10.0
-    multiplier: float = 1.5
-    min_interval: float = 1.0
+    initial: float
+    maximum: float
+    multiplier: float
+    min_interval: float
     fast_polls: int = 2
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     seed: int | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PollPolicy:
+        """The pacing configured in ``settings``."""
+        return cls(
+            initial=settings.poll_initial,
+            maximum=settings.poll_max,
+            multiplier=settings.poll_multiplier,
+            min_interval=settings.poll_min_interval,
+        )
+
     def next_interval(self, poll_number: int, rng: random.Random) -> float:
         """Seconds to wait after poll ``poll_number`` (1-based)."""
-        base = min(self.maximum, self.initial * self.multiplier ** (poll_number - 1))
+        growth = self.multiplier ** min(poll_number - 1, 200)  # no overflow on long jobs
+        base = min(self.maximum, self.initial * growth)
         jittered = base * rng.uniform(0.8, 1.0)
         if poll_number > self.fast_polls:
             jittered = max(jittered, self.min_interval)
@@ -47,10 +69,10 @@ class PollPolicy:
 
 
 async def watch_job(
-    api: DockStatusAPI,
+    api: JobReader,
     dock_status_id: str,
     *,
-    policy: PollPolicy | None = None,
+    policy: PollPolicy,
     timeout: float | None = None,
 ) -> AsyncIterator[JobDocument]:
     """Yield the job document each time its status or percentage changes, until it ends.
@@ -58,15 +80,31 @@ async def watch_job(
     Raises :class:`JobTimeoutError` when ``timeout`` seconds pass first. The last document
     yielded is terminal (SUCCESS or FAILED); FAILED is yielded, not raised.
     """
-    policy = policy or PollPolicy()
     rng = random.Random(policy.seed)
     deadline = None if timeout is None else policy.clock() + timeout
+    # The hard deadline, on the event loop's clock: it also cuts a poll that is still
+    # retrying, a long Retry-After, or a server that drips its answer.
+    hard = None if timeout is None else asyncio.get_running_loop().time() + timeout
     last_key: tuple[str | None, float | None] | None = None
     last_status: str | None = None
     poll_number = 0
+
+    def timed_out() -> JobTimeoutError:
+        return JobTimeoutError(
+            f"job {dock_status_id} still {last_status or 'unknown'} after {timeout:g}s",
+            dock_status_id=dock_status_id,
+            last_status=last_status,
+        )
+
     while True:
         poll_number += 1
-        document = await api.get(dock_status_id)
+        try:
+            async with asyncio.timeout_at(hard) as scope:
+                document = await api.get(dock_status_id)
+        except TimeoutError:
+            if scope.expired():
+                raise timed_out() from None
+            raise
         last_status = document.status
         key = (document.status, document.percentage_complete)
         if key != last_key:
@@ -78,20 +116,16 @@ async def watch_job(
         if deadline is not None:
             remaining = deadline - policy.clock()
             if remaining <= 0:
-                raise JobTimeoutError(
-                    f"job {dock_status_id} still {last_status or 'unknown'} after {timeout:g}s",
-                    dock_status_id=dock_status_id,
-                    last_status=last_status,
-                )
+                raise timed_out()
             pause = min(pause, remaining)
         await policy.sleep(pause)
 
 
 async def wait_for_job(
-    api: DockStatusAPI,
+    api: JobReader,
     dock_status_id: str,
     *,
-    policy: PollPolicy | None = None,
+    policy: PollPolicy,
     timeout: float | None = None,
     on_update: Callable[[JobDocument], None] | None = None,
     first: JobDocument | None = None,

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -23,13 +23,15 @@ from ..errors import (
     NotFoundError,
     UploadError,
 )
-from ..resources.files import FilesAPI
 from ..settings import Settings
 from ..types import JobDocument
 from .journal import Fingerprint, Journal, JournalRecord
 from .localfile import file_extension
 from .plan import Chunk, ChunkPlan
 from .progress import ProgressTracker
+
+if TYPE_CHECKING:
+    from ..resources.files import Files
 
 __all__ = ["ChunkSender", "SessionGone"]
 
@@ -78,12 +80,18 @@ def _missing_chunks_in(body: Any) -> list[int]:
     return []
 
 
+def _still_completing(exc: ConflictError) -> bool:
+    """The 409 says an earlier complete of this session is still running."""
+    text = f"{exc.code or ''} {exc.message}".lower()
+    return "completing" in text or "in progress" in text or "being completed" in text
+
+
 class ChunkSender:
     """Sends the chunks of one import and completes its session (see upload.py)."""
 
     def __init__(
         self,
-        files: FilesAPI,
+        files: Files,
         settings: Settings,
         path: Path,
         plan: ChunkPlan,
@@ -105,6 +113,7 @@ class ChunkSender:
         budget = settings.upload_retry_budget or max(48, 4 * concurrency, plan.total_chunks // 2)
         self.budget = RetryBudget(budget)
         self.chunks_sent = 0
+        self.bytes_sent = 0
         self.block_size = settings.block_size_for(concurrency)
         self._flush_wanted = asyncio.Event()
 
@@ -182,6 +191,7 @@ class ChunkSender:
             log.warning("chunk %d was acknowledged as %d", chunk.number, ack.chunk_number)
         self.record.acknowledged.add(chunk.number)
         self.chunks_sent += 1
+        self.bytes_sent += chunk.length
         self.tracker.chunk_done()
         self._flush_wanted.set()
 
@@ -228,17 +238,15 @@ class ChunkSender:
             ) from first
 
     async def complete(self) -> JobDocument:
-        """Complete the session, re-sending chunks the server reports missing (once)."""
+        """Complete the session, re-sending chunks the server reports missing (once).
+
+        A 409 that carries the job id means an earlier attempt completed it: that job is
+        the import's. A 409 saying the session is still being completed (an earlier
+        attempt whose answer was lost) is waited out, then asked again.
+        """
         for attempt in (1, 2):
             try:
-                return await self.files.complete(self.record.session_id)
-            except ConflictError as exc:
-                job_id = _job_id_in(exc.body)
-                if job_id is None:
-                    raise
-                return JobDocument.model_validate(
-                    {"dockStatusId": job_id, "modelId": self.record.model_id}
-                )
+                return await self._complete_through_conflicts()
             except (GoneError, NotFoundError) as exc:
                 raise SessionGone(str(exc)) from exc
             except BadRequestError as exc:
@@ -249,3 +257,22 @@ class ChunkSender:
                 self.record.acknowledged.difference_update(missing)
                 await self.send_chunks([self.plan.chunks[n] for n in missing])
         raise AssertionError("unreachable")
+
+    async def _complete_through_conflicts(self) -> JobDocument:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.settings.retry_deadline
+        pause = 0.25
+        while True:
+            try:
+                return await self.files.complete(self.record.session_id)
+            except ConflictError as exc:
+                job_id = _job_id_in(exc.body)
+                if job_id is not None:
+                    return JobDocument.model_validate(
+                        {"dockStatusId": job_id, "modelId": self.record.model_id}
+                    )
+                if not _still_completing(exc) or loop.time() + pause > give_up:
+                    raise
+                log.info("the session is still being completed; asking again in %.2fs", pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)

@@ -23,90 +23,72 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
-from ..errors import (
-    ConfigurationError,
-    FileChangedError,
-    JobFailedError,
-    KoreError,
-    UploadError,
-)
-from ..resources.dock_status import DockStatusAPI
-from ..resources.files import FilesAPI
+from ..errors import FileChangedError, JobFailedError, KoreError, UploadError
+from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
-from .journal import Journal, fingerprint_file, journal_path
+from .journal import Journal, JournalRecord, fingerprint_file, journal_path
+from .local_state import RunLock, check_writable_dir
 from .localfile import check_local_file
 from .plan import ChunkPlan, plan_chunks
-from .poll import PollPolicy, wait_for_job
 from .progress import Phase, ProgressCallback, ProgressTracker
 from .sender import ChunkSender, SessionGone
 
-__all__ = ["ImportResult", "check_local_file", "import_file"]
+if TYPE_CHECKING:
+    from ..resources.dock_status import DockStatus
+    from ..resources.files import Files
+
+__all__ = ["import_file"]
 
 
 log = logging.getLogger("kore_models.upload")
 
 
-@dataclass(frozen=True)
-class ImportResult:
-    """What an import did: ids, the final job status, and what it cost."""
-
-    model_id: str | None
-    dock_status_id: str | None
-    session_id: str
-    status: str | None
-    bytes: int
-    chunks: int
-    chunks_sent: int
-    chunks_resumed: int
-    retries: int
-    seconds: float
-    resumed: bool
-    job: JobDocument | None
-
-
 async def import_file(
-    files: FilesAPI,
-    dock_status: DockStatusAPI,
+    files: Files,
+    dock_status: DockStatus,
     settings: Settings,
     path: str | os.PathLike[str],
     *,
     is_adapter: bool = False,
-    chunk_size: int | None = None,
-    concurrency: int | None = None,
+    chunk_size_given: bool = False,
     on_progress: ProgressCallback | None = None,
     resume: bool = True,
     wait: bool = True,
-    timeout: float | None = None,
-    poll_policy: PollPolicy | None = None,
+    job_timeout: float | None = None,
 ) -> ImportResult:
     """Upload ``path`` in chunks, complete the session and (with ``wait``) await the job.
 
-    ``timeout`` bounds the wait for the server's job, not the upload, which is bounded by
-    the retry rulebook and the stall timeout instead.
+    Chunk size and concurrency come from ``settings`` (already validated). A chunk size
+    the caller gave explicitly may exceed ``max_chunk_size``; the planner only raises the
+    size when the file needs more than ``max_chunks`` chunks. ``job_timeout`` is a hard
+    deadline for the server's job, not the upload, which is bounded by the retry rulebook
+    and the stall timeout instead.
     """
     started = time.monotonic()
     file_path = Path(os.fspath(path))
-    if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
-        raise ConfigurationError(f"concurrency must be at least 1, not {concurrency!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
-        raise ConfigurationError(f"chunk size must be at least 1 byte, not {chunk_size!r}")
     file_path = await anyio.to_thread.run_sync(file_path.expanduser)
     size = await anyio.to_thread.run_sync(check_local_file, file_path)
     plan = plan_chunks(
         size,
-        chunk_size or settings.chunk_size,
+        settings.chunk_size,
         max_chunks=settings.max_chunks,
-        max_chunk_size=max(settings.max_chunk_size, chunk_size or 0),
+        max_chunk_size=max(settings.max_chunk_size, settings.chunk_size if chunk_size_given else 0),
     )
     tracker = ProgressTracker(on_progress, bytes_total=size, chunks_total=plan.total_chunks)
-    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {plan.chunk_size} B")
+    if plan.chunk_size != settings.chunk_size:
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size raised from {_mib(settings.chunk_size)} to "
+            f"{_mib(plan.chunk_size)} so that the file fits in {settings.max_chunks} chunks",
+        )
+    tracker.phase(Phase.PLANNING, message=f"{plan.total_chunks} chunks of {_mib(plan.chunk_size)}")
     try:
         return await _run_import(
             files,
@@ -116,11 +98,9 @@ async def import_file(
             plan,
             tracker,
             is_adapter=is_adapter,
-            concurrency=concurrency or settings.concurrency,
             resume=resume,
             wait=wait,
-            timeout=timeout,
-            poll_policy=poll_policy,
+            job_timeout=job_timeout,
             started=started,
         )
     except KoreError as exc:
@@ -129,33 +109,83 @@ async def import_file(
 
 
 async def _run_import(
-    files: FilesAPI,
-    dock_status: DockStatusAPI,
+    files: Files,
+    dock_status: DockStatus,
     settings: Settings,
     file_path: Path,
     plan: ChunkPlan,
     tracker: ProgressTracker,
     *,
     is_adapter: bool,
-    concurrency: int,
     resume: bool,
     wait: bool,
-    timeout: float | None,
-    poll_policy: PollPolicy | None,
+    job_timeout: float | None,
     started: float,
 ) -> ImportResult:
-    """The import after planning: resume or start, send, complete, wait."""
+    """The import after planning: check the state folder, lock, then the import itself."""
+    journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
+    # Before any request: a journal that cannot be written would leave a session and a
+    # model on the server that no later run can find (an orphan on every attempt).
+    await anyio.to_thread.run_sync(
+        lambda: check_writable_dir(
+            journal.path.parent,
+            what="state folder",
+            hint="point KORE_STATE_DIR (state_dir=... in Python) at a writable folder",
+        )
+    )
+    async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
+        return await _import_locked(
+            files,
+            dock_status,
+            settings,
+            file_path,
+            plan,
+            tracker,
+            journal,
+            is_adapter=is_adapter,
+            resume=resume,
+            wait=wait,
+            job_timeout=job_timeout,
+            started=started,
+        )
+
+
+async def _import_locked(
+    files: Files,
+    dock_status: DockStatus,
+    settings: Settings,
+    file_path: Path,
+    plan: ChunkPlan,
+    tracker: ProgressTracker,
+    journal: Journal,
+    *,
+    is_adapter: bool,
+    resume: bool,
+    wait: bool,
+    job_timeout: float | None,
+    started: float,
+) -> ImportResult:
+    """Resume or start, send, complete, wait (the journal's lock is held)."""
     size = plan.file_size
     fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
-    journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
-    if record is not None and not (
+    live = record is not None and (
         record.host == settings.host
         and record.fingerprint == fingerprint
-        and record.chunk_size == plan.chunk_size
-        and record.total_chunks == plan.total_chunks
         and record.is_adapter == is_adapter
         and (record.dock_status_id is not None or not record.expired(datetime.now(UTC)))
+    )
+    if record is not None and live and record.chunk_size != plan.chunk_size:
+        # a live journal wins over a new chunk size: the chunks on the server stay useful
+        tracker.phase(
+            Phase.PLANNING,
+            message=f"chunk size {_mib(plan.chunk_size)} ignored: the upload being resumed "
+            f"uses {_mib(record.chunk_size)} (--no-resume starts over with the new size)",
+        )
+        plan = _replan(plan, record.chunk_size, settings)
+        tracker.update(chunks_total=plan.total_chunks)
+    if record is not None and not (
+        live and record.chunk_size == plan.chunk_size and record.total_chunks == plan.total_chunks
     ):
         log.info(
             "the journal for %s does not match (changed file or expired); starting afresh",
@@ -172,10 +202,12 @@ async def _run_import(
         fingerprint,
         journal,
         tracker,
-        concurrency,
+        settings.concurrency,
         is_adapter,
     )
     chunks_resumed = len(record.acknowledged) if record else 0
+    if record is not None:
+        tracker.phase(Phase.PLANNING, message=_resume_note(record, plan))
     job: JobDocument | None = None
     if record is not None and record.dock_status_id is not None:
         job = JobDocument.model_validate(
@@ -222,11 +254,9 @@ async def _run_import(
             Phase.PROCESSING, job_status=job.status, job_percentage=job.percentage_complete
         )
         try:
-            final = await wait_for_job(
-                dock_status,
+            final = await dock_status.wait(
                 job.dock_status_id,
-                policy=poll_policy,
-                timeout=timeout,
+                timeout=job_timeout,
                 first=job,
                 on_update=lambda doc: tracker.update(
                     job_status=doc.status, job_percentage=doc.percentage_complete
@@ -246,10 +276,41 @@ async def _run_import(
         status=final.status if final else None,
         bytes=size,
         chunks=plan.total_chunks,
+        chunk_size=plan.chunk_size,
         chunks_sent=upload.chunks_sent,
+        bytes_sent=upload.bytes_sent,
         chunks_resumed=chunks_resumed,
         retries=tracker.event.retries,
         seconds=time.monotonic() - started,
         resumed=resumed,
         job=final,
+    )
+
+
+def _mib(count: int) -> str:
+    """A chunk size in binary units, as the CLI prints sizes: ``16 MiB``, ``256 KiB``."""
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count / 2**20:.2f} MiB" if count >= 2**20 else f"{count} B"
+
+
+def _replan(plan: ChunkPlan, chunk_size: int, settings: Settings) -> ChunkPlan:
+    """``plan``'s file cut into ``chunk_size`` chunks (the size of a journal being resumed)."""
+    return plan_chunks(
+        plan.file_size,
+        chunk_size,
+        max_chunks=max(settings.max_chunks, -(-plan.file_size // chunk_size)),
+        max_chunk_size=max(settings.max_chunk_size, chunk_size),
+    )
+
+
+def _resume_note(record: JournalRecord, plan: ChunkPlan) -> str:
+    """``resuming: 12 of 40 chunks already on the server (session s-1 expires ...)``."""
+    if record.dock_status_id is not None:
+        return f"resuming: the upload was completed; awaiting job {record.dock_status_id}"
+    expiry = f", session expires {record.expires_at}" if record.expires_at else ""
+    return (
+        f"resuming: {len(record.acknowledged)} of {plan.total_chunks} chunks already on the "
+        f"server (session {record.session_id}{expiry})"
     )

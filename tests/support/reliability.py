@@ -1,5 +1,5 @@
-"""Helpers for reliability tests: an emulator in its own process, a scriptable fake server,
-the CLI as a subprocess, the emulator's control API, and test files."""
+"""Reliability-suite helpers: the emulator process, a scriptable fake server, the CLI as a
+subprocess, the emulator's control API, and test files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import io
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kore_models.emulator.process import EmulatorProcess as EmulatorProcess
+
 API_KEY = "kg-reliability-test-key-0123456789"
 
 
@@ -31,95 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class EmulatorProcess:
-    """``python -m kore_models.emulator`` on a fixed loopback port and data dir.
-
-    ``stderr_path`` keeps the emulator's stderr in a file (else it is discarded);
-    ``stdout_text`` collects its stdout (the listening line, then the rest at ``kill``).
-    """
-
-    def __init__(
-        self,
-        data_dir: Path,
-        port: int,
-        *extra: str,
-        api_key: str = API_KEY,
-        stderr_path: Path | None = None,
-    ):
-        self.data_dir = data_dir
-        self.port = port
-        self.extra = extra
-        self.api_key = api_key
-        self.stderr_path = stderr_path
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[str] | None = None
-        self.stdout_text = ""
-
-    def start(self) -> None:
-        stderr: Any = subprocess.DEVNULL
-        if self.stderr_path is not None:
-            stderr = open(self.stderr_path, "a")  # noqa: SIM115 - closed right after Popen
-        try:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kore_models.emulator",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--api-key",
-                    self.api_key,
-                    *self.extra,
-                ],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        finally:
-            if stderr is not subprocess.DEVNULL:
-                stderr.close()
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        self.stdout_text += line
-        assert "listening on" in line, f"emulator did not start: {line!r}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.stdout_text += self.proc.stdout.read()
-            self.proc.stdout.close()
-        self.proc = None
-
-    # the control API (loopback, no key) ---------------------------------------------
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        """``/_emulator{path}`` → the JSON reply (asserts 200)."""
-        return control(self.url, method, path, body)
-
-    def counters(self) -> dict[str, Any]:
-        return dict(self.control("GET", "/counters"))
-
-    def reset_counters(self) -> None:
-        self.control("POST", "/counters/reset")
-
-    def configure(self, **fields: Any) -> None:
-        self.control("PATCH", "/config", fields)
-
-    def script(self, *faults: dict[str, Any]) -> None:
-        self.control("POST", "/script", {"faults": list(faults)})
-
-    def model(self, model_id: str) -> dict[str, Any]:
-        return dict(self.control("GET", f"/models/{model_id}"))
 
 
 StartEmulator = Callable[..., EmulatorProcess]

@@ -1,0 +1,61 @@
+"""What the high-level calls return: ImportResult, ExportResult and DownloadResult.
+
+Each is a frozen pydantic model with snake_case attributes and camelCase aliases, so
+``result.model_dump(by_alias=True, mode="json")`` is the JSON the CLI prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from .types import JobDocument
+
+__all__ = ["DownloadResult", "ExportResult", "ImportResult"]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="forbid"
+    )
+
+
+class ImportResult(_Result):
+    """An import: the ids the server gave, the job's final status, and what it cost."""
+
+    model_id: str | None = Field(description="The model id allocated by the server")
+    dock_status_id: str | None = Field(description="The import job's dock-status id")
+    session_id: str = Field(description="The upload session id")
+    status: str | None = Field(description="The job's last known status (None: not awaited)")
+    bytes: int = Field(description="Size of the file imported")
+    chunks: int = Field(description="Chunks in the plan")
+    chunk_size: int = Field(description="Bytes per chunk (the last one may be shorter)")
+    chunks_sent: int = Field(description="Chunks sent by this run")
+    chunks_resumed: int = Field(description="Chunks already on the server from an earlier run")
+    bytes_sent: int = Field(description="Bytes sent by this run (resumed chunks excluded)")
+    retries: int = Field(description="Retried requests")
+    seconds: float = Field(description="Wall time of this run")
+    resumed: bool = Field(description="True when an earlier run's session was reused")
+    job: JobDocument | None = Field(default=None, description="The final job document")
+
+
+class DownloadResult(_Result):
+    """A file downloaded to disk."""
+
+    path: Path = Field(description="Where the file is")
+    bytes: int = Field(description="Its size")
+    resumed_from: int = Field(description="Bytes kept from an earlier, interrupted download")
+    restarts: int = Field(description="Times the download had to start over")
+
+
+class ExportResult(_Result):
+    """An exported model on disk."""
+
+    model_id: str = Field(description="The model exported")
+    dock_status_id: str | None = Field(description="The export job's dock-status id")
+    path: Path = Field(description="Where the file is")
+    bytes: int = Field(description="Its size")
+    seconds: float = Field(description="Wall time, export job and download")
+    resumed_from: int = Field(description="Bytes kept from an earlier, interrupted download")

@@ -1,0 +1,1 @@
+"""The kore-models test suite."""

@@ -1,0 +1,1 @@
+"""A user's tests of their own code with the kore-models[testing] plugin."""

@@ -1,0 +1,1 @@
+"""SyncKoreClient and RichProgress tests."""
