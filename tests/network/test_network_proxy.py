@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,8 @@ from aiohttp import web
 from kore_models.emulator import RunningEmulator
 from kore_models.errors import ProxyError
 from kore_models.transfer.download import download_file
+from kore_models.transfer.journal import Journal, journal_path
+from kore_models.transfer.progress import ProgressEvent
 from tests.network.network_support import (
     KEY,
     PROXY_PASSWORD,
@@ -226,3 +229,44 @@ async def test_the_key_guard_is_needed_for_that_redirect(recorder: Recorder) -> 
     ):
         assert response.status == 200
     assert recorder.other_headers[0].get("x-api-key") == KEY
+
+
+async def test_a_proxy_that_goes_away_mid_import_stops_it_and_a_new_one_resumes_it(
+    tls_emu: RunningEmulator, clients: ClientFactory, model: Callable[..., Path], tmp_path: Path
+) -> None:
+    control = EmuControl(tls_emu)
+    await control.configure(throughput_bytes_per_second=1_000_000)  # ~65 ms per chunk
+    source = model(40 * 64 * 1024)
+    first = ProxyPy(tmp_path / "first").start()
+    reached = asyncio.Event()
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.chunks_done >= 5:
+            reached.set()
+
+    kore = clients(tls_emu, ca_bundle=tls_emu.ca_file, proxy=first.url())
+    task = asyncio.create_task(kore.models.import_file(source, on_progress=on_progress))
+    try:
+        await asyncio.wait_for(reached.wait(), 30)
+    finally:
+        first.stop()  # the proxy disappears with chunks in flight
+    with pytest.raises(ProxyError, match=f"cannot reach the proxy http://127.0.0.1:{first.port}"):
+        await task
+    journal = Journal(journal_path(kore.settings.state_dir, kore.settings.host, source))
+    before = journal.load()
+    assert before is not None
+    assert len(before.acknowledged) >= 5
+    await control.configure(throughput_bytes_per_second=None)
+
+    second = ProxyPy(tmp_path / "second").start()
+    try:
+        fixed = clients(tls_emu, ca_bundle=tls_emu.ca_file, proxy=second.url())
+        result = await fixed.models.import_file(source)
+    finally:
+        second.stop()
+    assert result.resumed is True
+    assert result.session_id == before.session_id
+    assert result.chunks_resumed >= len(before.acknowledged)
+    assert result.model_id is not None
+    assert await control.stored_sha256(result.model_id) == sha256_file(source)
+    assert second.requests(), "the resumed import went through the new proxy"
