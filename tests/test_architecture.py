@@ -15,10 +15,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kore_models"
 LAYERS: dict[str, int] = {
     "redaction": 0,
     "units": 0,
+    "_encoding": 0,
     "errors": 1,
     "types": 1,
     "settings": 2,
     "_atomic": 2,
+    "_urls": 2,
     "results": 3,
     "_proxy": 3,
     "_retry": 4,

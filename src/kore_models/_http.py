@@ -11,9 +11,11 @@ retrying. Timeouts are connect and idle-read timeouts, never a total on transfer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -21,15 +23,15 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from ._network import (
-    CertificateRequests,
-    build_ssl_context,
-    classify_failure,
-    describe_trust,
-    network_middleware,
+from ._encoding import (
+    API_ACCEPT_ENCODING,
+    BodyDecoder,
+    UnsupportedEncodingError,
+    read_error_text,
 )
-from ._proxy import ProxyResolver
+from ._network import Network
 from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
+from ._urls import display_url, redirect_target, scrubbed, url_secrets
 from .errors import (
     REQUEST_ID_HEADERS,
     ConfigurationError,
@@ -86,21 +88,37 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 async def _read_text(resp: aiohttp.ClientResponse) -> str:
-    """The body as text, read up to MAX_RESPONSE_BYTES.
+    """The body as text, decoded (gzip/deflate) up to MAX_RESPONSE_BYTES.
 
     A reply that grows beyond that (a server that never stops sending: the read timeout
-    is an idle timeout, so it would never fire) is abandoned with ResponseValidationError
-    instead of being held in memory.
+    is an idle timeout, so it would never fire), or that inflates beyond it (a
+    decompression bomb), is abandoned with ResponseValidationError instead of being held
+    in memory; so is a body in a coding the client cannot decode.
     """
+    request_id = _request_id({k.lower(): v for k, v in resp.headers.items()})
+    try:
+        decoder = BodyDecoder(resp.headers.get("Content-Encoding"))
+    except UnsupportedEncodingError as exc:
+        raise ResponseValidationError(
+            f"the response (HTTP {resp.status}) uses {exc}, which this client cannot decode",
+            request_id=request_id,
+        ) from None
     body = bytearray()
-    async for block in resp.content.iter_any():
-        body += block
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise ResponseValidationError(
-                f"the response body is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB "
-                f"(HTTP {resp.status}); it was abandoned",
-                request_id=_request_id({k.lower(): v for k, v in resp.headers.items()}),
-            )
+    try:
+        async for block in resp.content.iter_any():
+            body += decoder.decode_bounded(block, MAX_RESPONSE_BYTES - len(body))
+    except OverflowError:
+        grows = "decompresses to more" if not decoder.identity else "is larger"
+        raise ResponseValidationError(
+            f"the response body {grows} than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB "
+            f"(HTTP {resp.status}); it was abandoned",
+            request_id=request_id,
+        ) from None
+    except zlib.error:
+        raise ResponseValidationError(
+            f"the response body (HTTP {resp.status}) is not valid {decoder.coding} data",
+            request_id=request_id,
+        ) from None
     try:
         return body.decode(resp.charset or "utf-8", errors="replace")
     except LookupError:  # an unknown charset name
@@ -131,10 +149,7 @@ class Transport:
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
-        proxy = settings.proxy.get_secret_value() if settings.proxy is not None else None
-        self.proxies = ProxyResolver(proxy)  # ConfigurationError for a malformed proxy URL
-        self.certificate_requests = CertificateRequests()
-        self._ssl = build_ssl_context(settings) if self._owns_session else None
+        self.network = Network(settings, owns_session=self._owns_session)  # proxies, TLS
 
     def __repr__(self) -> str:
         return f"Transport(host={self.settings.host!r})"
@@ -153,12 +168,13 @@ class Transport:
             # No pool limit: every request of this client is already bounded by the
             # worker pools of its transfers (all imports, parallel files included) and
             # its callers; a second, smaller limit here would only queue them.
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ssl=self._ssl or True)
+            ssl = self.network.ssl_context or True
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ssl=ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self.timeout,
                 raise_for_status=False,
-                middlewares=[network_middleware(self.settings.host, self.proxies)],
+                middlewares=[self.network.middleware()],
             )
         return self._session
 
@@ -215,7 +231,11 @@ class Transport:
         params: Mapping[str, str] | None,
         body: BodyFactory | None,
     ) -> ApiResponse:
-        headers = {"Accept": "application/json", **self.auth_headers(url)}
+        headers = {
+            "Accept": "application/json",
+            "Accept-Encoding": API_ACCEPT_ENCODING,
+            **self.auth_headers(url),
+        }
         data: Any = None
         watched: Any = None
         if body is not None:
@@ -242,6 +262,7 @@ class Transport:
                     allow_redirects=False,
                     # an injected session may raise on status; the mapping below must decide
                     raise_for_status=False,
+                    auto_decompress=False,  # _read_text inflates with bounded memory
                 ) as resp,
             ):
                 async with asyncio.timeout(self.settings.request_timeout):
@@ -263,11 +284,7 @@ class Transport:
                     method=method,
                     url=url,
                 ) from None
-            if self._owns_session and self.proxies.route_for(url) is None:
-                # a dropped https connection: does the host want a client certificate?
-                await self.certificate_requests.probe(
-                    exc, url, timeout=self.settings.connect_timeout
-                )
+            await self.network.after_failure(exc, url)
             raise self._map_transport_error(exc, method, url) from None
         request_id = _request_id(resp_headers)
         log.debug("<- %s %s %d (request id %s)", method, url, status, request_id)
@@ -310,15 +327,7 @@ class Transport:
     def _map_transport_error(self, exc: BaseException, method: str, url: str) -> KoreError:
         if isinstance(exc, KoreError):
             return exc
-        network = classify_failure(
-            exc,
-            method,
-            url,
-            self.proxies.route_for(url),
-            describe_trust(self.settings),
-            asked_for_certificate=(urlsplit(url).hostname or "") in self.certificate_requests.hosts,
-            client_cert=self.settings.client_cert,
-        )
+        network = self.network.classify(exc, method, url)  # TLSError, ProxyError
         if network is not None:
             return network
         detail = redact(str(exc) or type(exc).__name__, self.secret)
@@ -335,3 +344,87 @@ class Transport:
                 url=url,
             )
         raise exc
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        pass_statuses: Collection[int] = (),
+        max_redirects: int | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One streaming request to an absolute URL; yields the response, body unread.
+
+        The same rules as :meth:`request`: the key only on the API's own origin (checked
+        again at every redirect hop, so a redirect never carries it elsewhere), a
+        2xx-or-``pass_statuses`` response is yielded, any other status raises the typed
+        error (Retry-After kept) after reading at most ``ERROR_BODY_BYTES`` of its body,
+        and aiohttp failures, before or while the caller reads the body, become
+        :class:`~kore_models.errors.TransportError`. Redirects are followed here, at most
+        ``max_redirects`` (default :data:`MAX_REDIRECTS`). The body is never decompressed
+        (see ``_encoding``). The query of ``url`` (download tokens) is redacted from every
+        message and log line. Not retried: the caller decides.
+        """
+        hops = MAX_REDIRECTS if max_redirects is None else max_redirects
+        shown, secrets = display_url(url), url_secrets(url)
+        current = url
+        for _hop in range(hops + 1):
+            sent = {"Accept": "*/*", **(headers or {}), **self.auth_headers(current)}
+            log.debug("-> %s %s", method, display_url(current))
+            try:
+                resp = await self.session.request(
+                    method,
+                    URL(current, encoded=True),
+                    headers=sent,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    raise_for_status=False,
+                    auto_decompress=False,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise scrubbed(self._map_transport_error(exc, method, shown), secrets) from None
+            try:
+                location = resp.headers.get("Location")
+                if resp.status in _REDIRECTS and location:
+                    current = redirect_target(current, location)
+                    secrets += url_secrets(current)
+                    continue
+                if not (200 <= resp.status < 300 or resp.status in pass_statuses):
+                    raise await self._stream_error(resp, method, shown, secrets)
+                try:
+                    yield resp
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    mapped = self._map_transport_error(exc, method, shown)
+                    raise scrubbed(mapped, secrets) from None
+                return
+            finally:
+                resp.release()
+        raise ResponseValidationError(f"{method} {shown}: more than {hops} redirects")
+
+    async def _stream_error(
+        self, resp: aiohttp.ClientResponse, method: str, shown: str, secrets: list[str]
+    ) -> KoreError:
+        text = await read_error_text(resp, ERROR_BODY_BYTES)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return error_from_response(
+            status_code=resp.status,
+            headers=headers,
+            text=redact(text, *secrets),
+            method=method,
+            url=shown,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+            secret=self.secret,
+        )
+
+
+MAX_REDIRECTS = 10
+"""Redirect hops :meth:`Transport.stream` follows before giving up."""
+
+ERROR_BODY_BYTES = 64 * 1024
+"""Most bytes of an error response's body read to find the server's message."""
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "API_KEY_HEADER",
     "CertificateRequests",
+    "Network",
     "build_ssl_context",
     "classify_failure",
     "describe_trust",
@@ -366,3 +367,38 @@ def network_middleware(api_origin: str, resolver: ProxyResolver) -> ClientMiddle
         return response
 
     return middleware
+
+
+class Network:
+    """What the transport needs of this module, built once per client from its settings.
+
+    ``ssl_context`` is None for a session the caller injected (its own connector decides).
+    """
+
+    def __init__(self, settings: Settings, *, owns_session: bool) -> None:
+        self.settings = settings
+        proxy = settings.proxy.get_secret_value() if settings.proxy is not None else None
+        self.proxies = ProxyResolver(proxy)  # ConfigurationError for a malformed proxy URL
+        self.certificate_requests = CertificateRequests()
+        self.owns_session = owns_session
+        self.ssl_context = build_ssl_context(settings) if owns_session else None
+
+    def middleware(self) -> ClientMiddlewareType:
+        return network_middleware(self.settings.host, self.proxies)
+
+    async def after_failure(self, exc: BaseException, url: str) -> None:
+        """After a dropped direct https connection: does the host want a client certificate?"""
+        if self.owns_session and self.proxies.route_for(url) is None:
+            await self.certificate_requests.probe(exc, url, timeout=self.settings.connect_timeout)
+
+    def classify(self, exc: BaseException, method: str, url: str) -> KoreConnectionError | None:
+        """A TLSError / ProxyError for ``exc``, or None when it is neither."""
+        return classify_failure(
+            exc,
+            method,
+            url,
+            self.proxies.route_for(url),
+            describe_trust(self.settings),
+            asked_for_certificate=(urlsplit(url).hostname or "") in self.certificate_requests.hosts,
+            client_cert=self.settings.client_cert,
+        )

@@ -42,12 +42,14 @@ class ImportResult(_Result):
 
 
 class DownloadResult(_Result):
-    """A file downloaded to disk."""
+    """A download: saved to disk, or only streamed through SHA-256 (``path`` None)."""
 
-    path: Path = Field(description="Where the file is")
+    path: Path | None = Field(description="Where the file is (None: hashed, not kept)")
     bytes: int = Field(description="Its size")
     resumed_from: int = Field(description="Bytes kept from an earlier, interrupted download")
     restarts: int = Field(description="Times the download had to start over")
+    sha256: str = Field(description="SHA-256 of the bytes downloaded (hex)")
+    ranges: int = Field(default=1, description="Range requests in flight at once (1: one stream)")
 
 
 class ExportResult(_Result):
@@ -59,3 +61,4 @@ class ExportResult(_Result):
     bytes: int = Field(description="Its size")
     seconds: float = Field(description="Wall time, export job and download")
     resumed_from: int = Field(description="Bytes kept from an earlier, interrupted download")
+    sha256: str = Field(description="SHA-256 of the file (hex)")

@@ -214,6 +214,7 @@ async def test_a_redirect_through_the_proxy_does_not_carry_the_key_to_another_or
 ) -> None:
     kore = clients(recorder.api_url, proxy=proxy.url())
     result = await download_file(kore.transport, f"{recorder.api_url}/export-file", tmp_path / "m")
+    assert result.path is not None
     assert result.path.read_bytes() == b"model bytes"
     assert len(recorder.other_headers) == 1
     assert "x-api-key" not in recorder.other_headers[0]

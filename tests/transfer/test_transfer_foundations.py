@@ -22,10 +22,11 @@ async def test_waiting_for_a_pooled_connection_is_not_a_connect_timeout(
     clients: ClientFactory, ctl: EmuControl, make_file: FileMaker
 ) -> None:
     # Three imports at concurrency 8 share one client: 24 chunks in flight. Each chunk
-    # takes about 0.5 s at the capped rate, far longer than the connect timeout, so any
-    # request that queued for a pooled connection would have "timed out connecting".
-    await ctl.configure(throughput_bytes_per_second=128 * 1024)
-    kore = clients(concurrency=8, connect_timeout=0.25)
+    # takes about 2 s at the capped rate, twice the connect timeout, so any request that
+    # queued for a pooled connection would have "timed out connecting" (a loaded machine
+    # only makes the chunks slower, never the queue shorter).
+    await ctl.configure(throughput_bytes_per_second=32 * 1024)
+    kore = clients(concurrency=8, connect_timeout=1.0)
     files = [make_file(8 * CHUNK) for _ in range(3)]
     seen_retries: list[int] = []
 

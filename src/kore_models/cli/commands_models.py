@@ -91,7 +91,8 @@ def export_line(result: ExportResult) -> str:
     resumed = f", resumed at {human_bytes(result.resumed_from)}" if result.resumed_from else ""
     return (
         f"exported {result.model_id} to {result.path}: {human_bytes(result.bytes)} in "
-        f"{result.seconds:.1f} s ({human_rate(fetched, result.seconds)}{resumed})"
+        f"{result.seconds:.1f} s ({human_rate(fetched, result.seconds)}{resumed}), "
+        f"sha256 {result.sha256}"
     )
 
 
@@ -117,6 +118,12 @@ def default_export_name(model_id: str) -> str:
     help="Only start the export job and print it (fetch it later with `download`).",
 )
 @click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for the export job.")
+@click.option(
+    "--sha256",
+    "expected_sha256",
+    metavar="HEX",
+    help="Fail (exit 11, nothing kept) unless the download has this SHA-256.",
+)
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
 def export_command(
@@ -125,6 +132,7 @@ def export_command(
     output: Path | None,
     no_wait: bool,
     timeout: float | None,
+    expected_sha256: str | None,
     json_mode: bool,
 ) -> None:
     """Export MODEL_ID and download it (resumes a partial download).
@@ -152,7 +160,11 @@ def export_command(
                 return EXIT_OK
             with ProgressDisplay(out, pick_mode(out, g.progress)) as display:
                 result = await kore.models.export_to_file(
-                    model_id, dest, timeout=timeout, on_progress=display.track(model_id)
+                    model_id,
+                    dest,
+                    timeout=timeout,
+                    on_progress=display.track(model_id),
+                    expected_sha256=expected_sha256,
                 )
         out.result(export_json(result), export_line(result))
         return EXIT_OK
@@ -194,6 +206,12 @@ def status_command(
 @click.argument("dock_status_id")
 @click.argument("dest", type=click.Path(path_type=Path), required=False)
 @click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help="Limit for the export job.")
+@click.option(
+    "--sha256",
+    "expected_sha256",
+    metavar="HEX",
+    help="Fail (exit 11, nothing kept) unless the download has this SHA-256.",
+)
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
 def download_command(
@@ -201,6 +219,7 @@ def download_command(
     dock_status_id: str,
     dest: Path | None,
     timeout: float | None,
+    expected_sha256: str | None,
     json_mode: bool,
 ) -> None:
     """Download the file of an export started with `export --no-wait`.
@@ -230,6 +249,7 @@ def download_command(
                     target,
                     timeout=timeout,
                     on_progress=display.track(dock_status_id),
+                    expected_sha256=expected_sha256,
                 )
         out.result(export_json(result), export_line(result))
         return EXIT_OK

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,9 @@ from pydantic import ValidationError
 from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
 from ..results import ExportResult, ImportResult
-from ..transfer.download import download_file
+from ..transfer.download import DEFAULT_RANGES, download_file, normalise_sha256
 from ..transfer.localfile import check_local_file
+from ..transfer.partfile import resolve_destination
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
 from ..transfer.upload import import_file
 from ..types import DeployConfig, JobDocument, ModelType
@@ -146,13 +150,23 @@ class Models:
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        expected_sha256: str | None = None,
+        ranges: int = DEFAULT_RANGES,
+        wait_for_lock: bool = False,
     ) -> ExportResult:
-        """Start an export, wait for its job (``timeout``: hard deadline), download to ``dest``."""
+        """Start an export, wait for its job (``timeout``: hard deadline), download to ``dest``.
+
+        A folder ``dest`` means ``dest/<modelId>.tar``. ``expected_sha256`` fails the
+        download with IntegrityError on a mismatch (nothing kept); ``ranges`` is how many
+        Range requests run at once for a large export; ``wait_for_lock`` waits for another
+        run downloading to the same ``dest`` instead of raising LockedError.
+        """
+        fetch = await _Fetch.checked(dest, model_id, expected_sha256, ranges, wait_for_lock)
         started = time.monotonic()
         tracker = ProgressTracker(on_progress)
         tracker.phase(Phase.PROCESSING, message="exporting on the server")
         job = await self.export(model_id)
-        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+        return await self._finish_export(job, fetch, timeout, tracker, started, model_id)
 
     async def download_export(
         self,
@@ -161,12 +175,17 @@ class Models:
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        expected_sha256: str | None = None,
+        ranges: int = DEFAULT_RANGES,
+        wait_for_lock: bool = False,
     ) -> ExportResult:
         """Download the file of an export started earlier (``export``, CLI ``--no-wait``).
 
         Waits for the job ``dock_status_id`` first while it still runs (``timeout``: hard
-        deadline). A job that is not an export is a ConfigurationError.
+        deadline). A job that is not an export is a ConfigurationError. The other options
+        are those of :meth:`export_to_file`.
         """
+        normalise_sha256(expected_sha256)  # a bad value fails before any request
         started = time.monotonic()
         tracker = ProgressTracker(on_progress)
         tracker.phase(Phase.PROCESSING, message="waiting for the export job")
@@ -177,12 +196,13 @@ class Models:
                 "give the dockStatusId that `export --no-wait` printed"
             )
         model_id = job.model_id or dock_status_id
-        return await self._finish_export(job, dest, timeout, tracker, started, model_id)
+        fetch = await _Fetch.checked(dest, model_id, expected_sha256, ranges, wait_for_lock)
+        return await self._finish_export(job, fetch, timeout, tracker, started, model_id)
 
     async def _finish_export(
         self,
         job: JobDocument,
-        dest: str | os.PathLike[str],
+        fetch: _Fetch,
         timeout: float | None,
         tracker: ProgressTracker,
         started: float,
@@ -204,19 +224,25 @@ class Models:
         result = await download_file(
             self._transport,
             url,
-            Path(dest),
+            fetch.target,
+            model_id=model_id,
+            ranges=fetch.ranges,
+            expected_sha256=fetch.expected_sha256,
+            wait_for_lock=fetch.wait_for_lock,
             on_bytes=tracker.add_bytes,
             on_total=lambda total: tracker.update(bytes_total=total),
+            on_held=lambda held: tracker.phase(Phase.DOWNLOADING, bytes_done=held),
             block_size=self._transport.settings.read_block_size,
         )
         tracker.phase(Phase.DONE, bytes_done=result.bytes, bytes_total=result.bytes)
         return ExportResult(
             model_id=final.model_id or model_id,
             dock_status_id=final.dock_status_id,
-            path=result.path,
+            path=fetch.target,
             bytes=result.bytes,
             seconds=time.monotonic() - started,
             resumed_from=result.resumed_from,
+            sha256=result.sha256,
         )
 
     async def _await(
@@ -230,3 +256,29 @@ class Models:
         return await self._dock.wait(
             job.dock_status_id, timeout=timeout, on_update=on_update, first=job
         )
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """How an export's file is fetched: where to, the SHA-256 expected, ranges, lock wait."""
+
+    target: Path
+    expected_sha256: str | None
+    ranges: int
+    wait_for_lock: bool
+
+    @classmethod
+    async def checked(
+        cls,
+        dest: str | os.PathLike[str],
+        model_id: str,
+        expected_sha256: str | None,
+        ranges: int,
+        wait_for_lock: bool,
+    ) -> _Fetch:
+        """Validated options: a folder ``dest`` means ``dest/<modelId>.tar``; an unsafe
+        destination or a malformed SHA-256 fails here, before any request."""
+        expected = normalise_sha256(expected_sha256)
+        name = re.sub(r"[/\\\x00]", "_", model_id) + ".tar"
+        target = await asyncio.to_thread(resolve_destination, Path(dest), name)
+        return cls(target, expected, ranges, wait_for_lock)

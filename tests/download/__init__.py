@@ -1,0 +1,1 @@
+"""The download suite: export downloads against the emulator and hostile servers."""
