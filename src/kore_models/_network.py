@@ -369,10 +369,24 @@ def network_middleware(api_origin: str, resolver: ProxyResolver) -> ClientMiddle
     return middleware
 
 
+def _check_files(settings: Settings) -> None:
+    """ConfigurationError now for a trust or certificate file that does not exist."""
+    source = _trust_source(settings, os.environ)
+    if source is not None and not source[1].exists():
+        raise ConfigurationError(f"the CA bundle {source[1]} ({source[0]}) does not exist")
+    if settings.client_key is not None and settings.client_cert is None:
+        raise ConfigurationError("--client-key needs --client-cert")
+    for path in (settings.client_cert, settings.client_key):
+        if path is not None and not Path(path).expanduser().is_file():
+            raise ConfigurationError(f"the client certificate or key does not exist: {path}")
+
+
 class Network:
     """What the transport needs of this module, built once per client from its settings.
 
-    ``ssl_context`` is None for a session the caller injected (its own connector decides).
+    Missing files and malformed proxy URLs are configuration errors at once; the SSL
+    context itself (loading a CA bundle takes ~20 ms) is built with the session. It is
+    None for a session the caller injected: its own connector decides.
     """
 
     def __init__(self, settings: Settings, *, owns_session: bool) -> None:
@@ -381,7 +395,14 @@ class Network:
         self.proxies = ProxyResolver(proxy)  # ConfigurationError for a malformed proxy URL
         self.certificate_requests = CertificateRequests()
         self.owns_session = owns_session
-        self.ssl_context = build_ssl_context(settings) if owns_session else None
+        self._ssl_context: ssl.SSLContext | None = None
+        _check_files(settings)
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.owns_session and self._ssl_context is None:
+            self._ssl_context = build_ssl_context(self.settings)
+        return self._ssl_context
 
     def middleware(self) -> ClientMiddlewareType:
         return network_middleware(self.settings.host, self.proxies)

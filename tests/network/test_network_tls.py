@@ -103,6 +103,15 @@ async def test_a_missing_ca_bundle_is_a_configuration_error(
         clients("https://127.0.0.1:9", ca_bundle=tmp_path / "nope.pem")
 
 
+async def test_a_ca_bundle_that_is_not_pem_is_a_configuration_error(
+    tls_emu: RunningEmulator, clients: ClientFactory, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(ConfigurationError, match=r"could not be loaded.*give a PEM file"):
+        await clients(tls_emu, ca_bundle=bad).dock_status.get("ds-1")
+
+
 async def test_tls_to_a_plain_http_port_asks_whether_the_host_is_http(
     plain_emu: RunningEmulator, clients: ClientFactory
 ) -> None:
