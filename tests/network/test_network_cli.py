@@ -124,3 +124,14 @@ def test_demo_tls_runs_the_whole_journey_over_https(run: Run) -> None:
     assert doc["tls"] is True
     emulator_step = next(step for step in doc["steps"] if step["name"] == "start emulator")
     assert emulator_step["detail"].startswith("https://127.0.0.1:")
+
+
+def test_the_emulator_refuses_tls_files_it_cannot_use(run: Run, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    base = ["emulator", "--port", "0", "--data-dir", str(tmp_path / "emu")]
+    alone = run(*base, "--tls-cert", str(missing))
+    assert alone.exit_code == 2
+    assert "give --tls-cert and --tls-key together" in alone.output
+    absent = run(*base, "--tls-cert", str(missing), "--tls-key", str(missing))
+    assert absent.exit_code == 2
+    assert f"cannot serve TLS with {missing}" in absent.output

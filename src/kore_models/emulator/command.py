@@ -13,7 +13,7 @@ import click
 
 from .config import DEFAULT_MAX_CHUNK_BYTES, FAULT_KINDS, EmulatorConfig, mask_key
 from .server import run_emulator
-from .tls import EmulatorTLS
+from .tls import EmulatorTLS, TLSSetupError
 
 
 def _write_ready_file(path: Path, url: str) -> None:
@@ -95,8 +95,12 @@ def _kinds(_: click.Context, __: click.Parameter, value: str | None) -> list[str
 @click.option("--download-base-url", default=None, help="Origin used in export download URLs.")
 @click.option("--seed", type=int, default=None, help="Seed for random failures.")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a certificate made for localhost.")
-@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="PEM cert.")
-@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="PEM key.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this PEM certificate instead of a generated one.",
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="Its PEM key.")
 @click.option(
     "--tls-client-ca",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -164,7 +168,10 @@ def emulator_command(
     serve_tls = None
     if tls or tls_cert is not None or tls_client_ca is not None:
         serve_tls = EmulatorTLS(cert_file=tls_cert, key_file=tls_key, client_ca_file=tls_client_ca)
-    asyncio.run(_serve(config, host, port, ready_file, serve_tls))
+    try:
+        asyncio.run(_serve(config, host, port, ready_file, serve_tls))
+    except TLSSetupError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def main() -> None:

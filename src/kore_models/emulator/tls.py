@@ -21,11 +21,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["EmulatorTLS", "TLSFiles", "ensure_generated", "issue_certificate"]
+__all__ = ["EmulatorTLS", "TLSFiles", "TLSSetupError", "ensure_generated", "issue_certificate"]
 
 _VALID_DAYS = 365
 _NAMES = ("localhost",)
 _ADDRESSES = ("127.0.0.1", "::1")
+
+
+class TLSSetupError(ValueError):
+    """A certificate, key or client CA file is missing or not PEM."""
 
 
 @dataclass(frozen=True)
@@ -191,13 +195,19 @@ class EmulatorTLS:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         ca_file: Path | None = None
-        if self.cert_file is None:
+        cert, key = self.cert_file, self.key_file
+        if cert is None:
             files = ensure_generated(data_dir / "tls")
-            context.load_cert_chain(files.server_cert, files.server_key)
-            ca_file = files.ca
-        else:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        if self.client_ca_file is not None:
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.load_verify_locations(cafile=str(self.client_ca_file))
+            cert, key, ca_file = files.server_cert, files.server_key, files.ca
+        try:
+            context.load_cert_chain(cert, key)
+            if self.client_ca_file is not None:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(cafile=str(self.client_ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSSetupError(
+                f"cannot serve TLS with {cert}, {key}"
+                + (f" and client CA {self.client_ca_file}" if self.client_ca_file else "")
+                + f": {exc}; give PEM files"
+            ) from None
         return context, ca_file
