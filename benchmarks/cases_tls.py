@@ -1,4 +1,4 @@
-"""Case 8: imports over TLS against curl, client CPU per GiB, event-loop lag, the proxy's cost.
+"""Case 9: imports over TLS against curl, client CPU per GiB, event-loop lag, the proxy's cost.
 
 Every measurement talks to one emulator started with ``--tls`` (its own process): the
 library imports with ``--ca-bundle`` the emulator's CA; curl sends the same file as one
@@ -151,27 +151,27 @@ def run(ctx: Context) -> list[Figure]:
     to_curl = ratios(lib, curl)
     cpu_ratio = ratios(lib_cpu, curl_cpu)
     figures = [
-        Figure("8", "TLS import, library", "MB/s", lib, notes=where),
-        Figure("8", "TLS: curl --form of the same file", "MB/s", curl, notes="one POST"),
-        Figure("8", "TLS ratio library / curl", "x", to_curl, ">= 0.8", at_least(to_curl, 0.8)),
-        Figure("8", "TLS client CPU per GiB, library", "s/GiB", lib_cpu, notes="in-process"),
-        Figure("8", "TLS client CPU per GiB, curl", "s/GiB", curl_cpu, notes="wait4 rusage"),
+        Figure("9", "TLS import, library", "MB/s", lib, notes=where),
+        Figure("9", "TLS: curl --form of the same file", "MB/s", curl, notes="one POST"),
+        Figure("9", "TLS ratio library / curl", "x", to_curl, ">= 0.8", at_least(to_curl, 0.8)),
+        Figure("9", "TLS client CPU per GiB, library", "s/GiB", lib_cpu, notes="in-process"),
+        Figure("9", "TLS client CPU per GiB, curl", "s/GiB", curl_cpu, notes="wait4 rusage"),
         Figure(
-            "8", "TLS CPU ratio library / curl", "x", cpu_ratio, "<= 1.5", at_most(cpu_ratio, 1.5)
+            "9", "TLS CPU ratio library / curl", "x", cpu_ratio, "<= 1.5", at_most(cpu_ratio, 1.5)
         ),
-        Figure("8", "TLS event-loop lag p99", "ms", lag, "<= 10 ms", at_most(lag, 10.0), where),
+        Figure("9", "TLS event-loop lag p99", "ms", lag, "<= 10 ms", at_most(lag, 10.0), where),
     ]
     if proxied:
         cost = ratios(proxied, lib)
         figures += [
-            Figure("8", "TLS through proxy.py (CONNECT)", "MB/s", proxied, notes="forward proxy"),
-            Figure("8", "proxy cost: throughput via proxy / direct", "x", cost),
-            Figure("8", "client CPU per GiB via proxy", "s/GiB", proxied_cpu),
-            Figure("8", "proxy.py CPU per GiB", "s/GiB", proxy_cpu, notes="the proxy's own"),
+            Figure("9", "TLS through proxy.py (CONNECT)", "MB/s", proxied, notes="forward proxy"),
+            Figure("9", "proxy cost: throughput via proxy / direct", "x", cost),
+            Figure("9", "client CPU per GiB via proxy", "s/GiB", proxied_cpu),
+            Figure("9", "proxy.py CPU per GiB", "s/GiB", proxy_cpu, notes="the proxy's own"),
         ]
     if uv_cpu:
         figures += [
-            Figure("8", "TLS client CPU per GiB on uvloop", "s/GiB", uv_cpu, notes="optional"),
-            Figure("8", "TLS event-loop lag p99 on uvloop", "ms", uv_lag, notes="optional"),
+            Figure("9", "TLS client CPU per GiB on uvloop", "s/GiB", uv_cpu, notes="optional"),
+            Figure("9", "TLS event-loop lag p99 on uvloop", "ms", uv_lag, notes="optional"),
         ]
     return figures

@@ -1,6 +1,10 @@
-"""Measure how fast the emulator ingests 16 MiB chunks on loopback (curl and aiohttp clients).
+"""Measure how fast the emulator ingests 16 MiB chunks on loopback, and its CPU per GB.
 
 Usage: .venv/bin/python benchmarks/emulator_ingest.py [--chunks 32] [--storage discard|disk]
+       [--runs 3]
+
+Each case reports GB/s and the emulator process's CPU seconds per GB (user + system, from psutil);
+with several runs the last lines give the median and the range of each figure.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 KEY = "kg-bench-key"
 CHUNK = 16 * 1024 * 1024
@@ -40,6 +47,7 @@ def start_emulator(storage: str, data_dir: str) -> tuple[subprocess.Popen[str], 
             data_dir,
         ],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     assert proc.stdout is not None
@@ -155,10 +163,47 @@ def bench_raw(url: str, chunk_file: Path, chunks: int, parallel: int) -> float:
     return chunks * CHUNK / (time.perf_counter() - t0) / 1e9
 
 
+CASES: dict[str, Callable[[str, Path, bytes, int], float]] = {
+    "curl seq": lambda url, path, data, n: bench_curl(url, path, n),
+    "aiohttp seq": lambda url, path, data, n: asyncio.run(bench_aiohttp(url, data, n, 1)),
+    "aiohttp x4": lambda url, path, data, n: asyncio.run(bench_aiohttp(url, data, n, 4)),
+    "raw socket+sendfile seq": lambda url, path, data, n: bench_raw(url, path, n, 1),
+    "raw x2": lambda url, path, data, n: bench_raw(url, path, n, 2),
+}
+
+
+Figures = dict[str, tuple[float, float]]
+
+
+def run_cases(storage: str, chunk_file: Path, data: bytes, chunks: int) -> Figures:
+    """{case: (GB/s, emulator CPU seconds per GB)} for one fresh emulator."""
+    figures: Figures = {}
+    with tempfile.TemporaryDirectory(prefix="kore-bench-") as data_dir:
+        proc, url = start_emulator(storage, data_dir)
+        emulator = psutil.Process(proc.pid)
+        try:
+            for name, case in CASES.items():
+                before = emulator.cpu_times()
+                rate = case(url, chunk_file, data, chunks)
+                after = emulator.cpu_times()
+                cpu = (after.user - before.user) + (after.system - before.system)
+                figures[name] = (rate, cpu / (chunks * CHUNK / 1e9))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return figures
+
+
+def _line(label: str, figures: Figures) -> str:
+    cases = ", ".join(f"{name} {gbs:.2f} ({cpu:.2f} s)" for name, (gbs, cpu) in figures.items())
+    return f"{label} (GB/s, emulator CPU s/GB): {cases}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chunks", type=int, default=32)
     parser.add_argument("--storage", choices=["discard", "disk", "both"], default="both")
+    parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     chunk_file = Path("/dev/shm/kore-bench-chunk" if Path("/dev/shm").is_dir() else "/tmp/chunk")
     data = os.urandom(CHUNK)
@@ -166,23 +211,21 @@ def main() -> None:
     storages = ["discard", "disk"] if args.storage == "both" else [args.storage]
     try:
         for storage in storages:
-            with tempfile.TemporaryDirectory(prefix="kore-bench-") as data_dir:
-                proc, url = start_emulator(storage, data_dir)
-                try:
-                    curl = bench_curl(url, chunk_file, args.chunks)
-                    raw1 = bench_raw(url, chunk_file, args.chunks, 1)
-                    raw2 = bench_raw(url, chunk_file, args.chunks, 2)
-                    seq = asyncio.run(bench_aiohttp(url, data, args.chunks, 1))
-                    par = asyncio.run(bench_aiohttp(url, data, args.chunks, 4))
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=10)
-                print(
-                    f"storage={storage} {args.chunks} x 16 MiB (GB/s): curl seq {curl:.2f}, "
-                    f"aiohttp seq {seq:.2f}, aiohttp x4 {par:.2f}, "
-                    f"raw socket+sendfile seq {raw1:.2f}, raw x2 {raw2:.2f}",
-                    flush=True,
-                )
+            label = f"storage={storage} {args.chunks} x 16 MiB"
+            runs = []
+            for run in range(args.runs):
+                runs.append(run_cases(storage, chunk_file, data, args.chunks))
+                print(_line(f"{label} run {run + 1}", runs[-1]), flush=True)
+            if args.runs > 1:
+                parts = []
+                for name in CASES:
+                    rates = [r[name][0] for r in runs]
+                    cpus = [r[name][1] for r in runs]
+                    parts.append(
+                        f"{name} {statistics.median(rates):.2f} [{min(rates):.2f}-{max(rates):.2f}]"
+                        f" ({statistics.median(cpus):.2f} s [{min(cpus):.2f}-{max(cpus):.2f}])"
+                    )
+                print(f"{label} median of {args.runs} [range]: " + ", ".join(parts), flush=True)
     finally:
         chunk_file.unlink(missing_ok=True)
 

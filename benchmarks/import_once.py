@@ -60,7 +60,7 @@ class Ticker:
 
 async def _import(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.path)
-    size = await asyncio.to_thread(lambda: path.stat().st_size)
+    size = await asyncio.to_thread(lambda: path.stat().st_size)  # a folder: its tar, below
     ticker = Ticker() if args.lag else None
     tick_task = asyncio.create_task(ticker.run()) if ticker else None
     rss_start = psutil.Process().memory_info().rss
@@ -78,7 +78,7 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
                 concurrency=args.concurrency,
                 resume=False,
             )
-            status, model_id = result.status, result.model_id
+            status, model_id, size = result.status, result.model_id, result.bytes
     else:
         chunk = args.chunk_size or 16 << 20
         naive = naive_gather if args.mode == "naive-gather" else naive_sequential

@@ -24,7 +24,8 @@ CASES = {
     "5": "Event-loop lag during an import",
     "6": "Download of an export vs curl -o",
     "7": "Poller cost",
-    "8": "Over TLS: import vs curl, CPU, lag, proxy cost",
+    "8": "Model folder as a tar made on the fly",
+    "9": "Over TLS: import vs curl, CPU, lag, proxy cost",
 }
 
 CASE_TEXT = """\
@@ -48,11 +49,15 @@ CASE_TEXT = """\
 7. **Poller cost** — requests made while waiting for jobs of 10 s, 60 s and 600 s, with the
    emulator's clock advanced by the poller's (fake) sleep, and the most requests in any 60 s
    window (Kore allows 60 a minute).
-8. **Over TLS** — the same 1 GiB import into an emulator serving HTTPS (`--tls`, TLS 1.3),
+8. **Folder import** — a 1 GiB folder of 20 files imported as a tar generated while it uploads,
+   against the very same bytes as one tar file, in turn in the same run (default settings,
+   order alternating); the folder import's peak RSS; and planning a 10,000-file folder (listing,
+   checks, archive size, fingerprint) in a fresh process.
+9. **Over TLS** — the same 1 GiB import into an emulator serving HTTPS (`--tls`, TLS 1.3),
    against `curl --form` of the same file with `--cacert` in the same repetition; client CPU
    per GiB of both (curl's from wait4); event-loop lag p99 of the TLS import; the import again
    through a forward proxy (proxy.py, a CONNECT tunnel) and, if installed, on uvloop. Only
-   case 8 runs over TLS; cases 1-7 use plain http on loopback.
+   case 9 runs over TLS; cases 1-8 use plain http on loopback.
 
 Every comparison is a ratio of two measurements taken in the same repetition; figures are the
 median of the repetitions, with the spread (min-max). The machine below is shared with other

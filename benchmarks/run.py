@@ -23,7 +23,8 @@ CASES: dict[str, tuple[str, str]] = {
     "5": ("benchmarks.cases_cpu_lag", "run_lag"),
     "6": ("benchmarks.cases_download", "run"),
     "7": ("benchmarks.cases_poller", "run"),
-    "8": ("benchmarks.cases_tls", "run"),
+    "8": ("benchmarks.cases_folder", "run"),
+    "9": ("benchmarks.cases_tls", "run"),
 }
 
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in ctx.files.values():
                 path.unlink(missing_ok=True)
             shutil.rmtree(ctx.scratch / "state", ignore_errors=True)
-            for folder in ctx.scratch.glob("emulator-*"):
+            for folder in (*ctx.scratch.glob("emulator-*"), *ctx.scratch.glob("folder-*")):
                 shutil.rmtree(folder, ignore_errors=True)
             (ctx.scratch / "poller.tar").unlink(missing_ok=True)
     meta = {

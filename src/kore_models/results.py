@@ -29,7 +29,7 @@ class ImportResult(_Result):
     dock_status_id: str | None = Field(description="The import job's dock-status id")
     session_id: str = Field(description="The upload session id")
     status: str | None = Field(description="The job's last known status (None: not awaited)")
-    bytes: int = Field(description="Size of the file imported")
+    bytes: int = Field(description="Size of the file imported (of the tar sent, for a folder)")
     chunks: int = Field(description="Chunks in the plan")
     chunk_size: int = Field(description="Bytes per chunk (the last one may be shorter)")
     chunks_sent: int = Field(description="Chunks sent by this run")

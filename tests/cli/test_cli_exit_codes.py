@@ -124,7 +124,7 @@ def conflict(scene: Scene) -> int:
 
 
 def rejected(scene: Scene) -> int:
-    weights = scene.tmp_path / "weights.bin"
+    weights = scene.tmp_path / "weights.dat"  # (a lone .bin is refused locally: exit 2)
     weights.write_bytes(b"\0" * 10_000)
     return scene.cli("import", str(weights)).exit_code
 

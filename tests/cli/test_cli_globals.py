@@ -106,7 +106,7 @@ def test_progress_json_writes_one_event_per_line(run_cli: RunCli, make_tar: Make
 def test_with_progress_json_stderr_holds_only_json_lines_also_on_failure(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
-    weights = tmp_path / "weights.bin"  # an extension the server refuses: exit 10
+    weights = tmp_path / "weights.dat"  # an extension the server refuses: exit 10
     weights.write_bytes(b"\0" * 5000)
     result = run_cli("import", str(weights), "--progress", "json", "--json")
     assert result.exit_code == 10

@@ -48,7 +48,7 @@ async def test_non_archive_import_fails(api: Api) -> None:
     await api.advance(10)
     doc = (await api.get(f"/dock-status/{job_id}"))[1]
     assert doc["status"] == "FAILED"
-    assert "not a valid tar or zip" in doc["message"]
+    assert "not a valid tar or zip archive (not a readable tar" in doc["message"]
     assert (await api.control("GET", f"/models/{model_id}"))["state"] == "failed"
     assert (await api.post(f"/models/{model_id}/export"))[0] == 409
     assert (await api.post(f"/models/{model_id}/deploy?modelType=openSource",
@@ -87,9 +87,13 @@ async def test_export_download_with_ranges(api: Api, emu: RunningEmulator) -> No
         assert await resp.read() == data[100:]
     async with http.get(url, headers={"Range": "bytes=-5"}) as resp:
         assert await resp.read() == data[-5:]
-    async with http.get(url, headers={"Range": f"bytes={len(data)}-"}) as resp:
-        assert resp.status == 416
-        assert resp.headers["Content-Range"] == f"bytes */{len(data)}"
+    async with http.get(url, headers={"Range": f"bytes=10-{len(data) + 99}"}) as resp:
+        assert resp.status == 206
+        assert resp.headers["Content-Range"] == f"bytes 10-{len(data) - 1}/{len(data)}"
+    for unsatisfiable in (f"bytes={len(data)}-", "bytes=-0", "bytes=9-3", "bytes=a-b", "items=1-2"):
+        async with http.get(url, headers={"Range": unsatisfiable}) as resp:
+            assert resp.status == 416, unsatisfiable
+            assert resp.headers["Content-Range"] == f"bytes */{len(data)}"
     bad = url.split("?token=")[0] + "?token=wrong"
     async with http.get(bad) as resp:
         assert resp.status == 403
@@ -190,9 +194,13 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ),
         (_with("optimizationInfo.quantizationType", "int4"), "optimizationInfo.quantizationType"),
         (_with("isDeployedPreviously", "yes"), "isDeployedPreviously"),
+        (_with("scalingParameters.minReplicas", 3), "scalingParameters"),  # above maxReplicas 2
+        (_with("hyperParameters.topK", True), "hyperParameters.topK"),
+        (_with("name", "  "), "name"),
+        ([DEPLOY_BODY], ""),
     ],
 )
-async def test_deploy_validation(api: Api, body: dict[str, Any], field: str) -> None:
+async def test_deploy_validation(api: Api, body: Any, field: str) -> None:
     status, doc, _ = await api.post("/models/cm-any/deploy?modelType=openSource", json=body)
     assert status == 400
     assert field in [e["field"] for e in doc["errors"]]
@@ -239,3 +247,34 @@ async def test_discard_storage(tmp_path: Path, http: aiohttp.ClientSession) -> N
         assert doc["errors"][0]["code"] == "MODEL_BYTES_DISCARDED"
         assert list((tmp_path / "models").iterdir()) == []
         assert emu.state.counters.bytes_received == 28
+
+
+async def test_corrupt_model_bytes_for_verify_tests(api: Api, emu: RunningEmulator) -> None:
+    data = make_tar(bytes(range(256)) * 40)
+    model_id = await api.ready_model(data)
+    original = hashlib.sha256(data).hexdigest()
+    flipped = await api.control("POST", f"/models/{model_id}/corrupt", {"offset": 700})
+    assert (flipped["offset"], flipped["before"], flipped["after"]) == (
+        700,
+        data[700],
+        data[700] ^ 0xFF,
+    )
+    stored = emu.state.store.model_path(model_id).read_bytes()
+    assert [i for i in range(len(data)) if stored[i] != data[i]] == [700]
+    assert flipped["currentSha256"] == hashlib.sha256(stored).hexdigest() != original
+    assert (await api.control("GET", f"/models/{model_id}"))["sha256"] == original  # recorded
+    job = (await api.post(f"/models/{model_id}/export"))[1]
+    await api.advance(10)
+    url = (await api.get(f"/dock-status/{job['_id']}"))[1]["response"]["downloadUrl"].strip()
+    async with api.http.get(url) as resp:
+        assert resp.headers["x-emulator-sha256"] == original
+        assert hashlib.sha256(await resp.read()).hexdigest() != original
+    default = await api.control("POST", f"/models/{model_id}/corrupt")  # the middle byte
+    assert default["offset"] == len(data) // 2
+    for bad in ({"offset": len(data)}, {"offset": -1}, {"offset": "3"}):
+        async with api.http.post(
+            f"{emu.url}/_emulator/models/{model_id}/corrupt", json=bad
+        ) as resp:
+            assert resp.status == 400, bad
+    async with api.http.post(f"{emu.url}/_emulator/models/cm-nope/corrupt") as resp:
+        assert resp.status == 404

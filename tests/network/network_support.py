@@ -341,36 +341,42 @@ class EmuControl:
 
 
 class EmulatorProcess:
-    """``python -m kore_models.emulator`` in its own process (for CLI tests), on a free port."""
+    """``python -m kore_models.emulator`` in its own process (for CLI tests), on a free port.
+
+    Its one stdout line gives the URL; its stderr (the banner) is kept in ``stderr_path``.
+    """
 
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.data_dir = data_dir
         self.extra = extra
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
-        self.lines: list[str] = []
+        self.stderr_path = data_dir.with_name(data_dir.name + ".stderr")
 
     def start(self) -> EmulatorProcess:
         command = [sys.executable, "-m", "kore_models.emulator", "--port", "0"]
         command += ["--data-dir", str(self.data_dir), "--api-key", KEY, "--job-seconds", "0"]
-        self.proc = subprocess.Popen(
-            [*command, *self.extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        with open(self.stderr_path, "w") as stderr:
+            self.proc = subprocess.Popen(
+                [*command, *self.extra], stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            match = re.search(r"listening on (https?://127\.0\.0\.1:\d+)", line)
-            if match:
-                self.url = match.group(1)
-            if self.url and ("--ca-bundle" in line or not self.url.startswith("https")):
-                return self
-            if self.url and "--tls-cert" in " ".join(self.extra):
-                return self
-        self.stop()
-        raise AssertionError("the emulator did not start: " + "".join(self.lines))
+        line = self.proc.stdout.readline()
+        match = re.search(r"listening on (https?://127\.0\.0\.1:\d+)", line)
+        if match is None:
+            self.stop()
+            raise AssertionError(f"the emulator did not start: {line!r}")
+        self.url = match.group(1)
+        return self
+
+    def banner(self) -> str:
+        """What it printed on stderr at start (waits for the paste block's host line)."""
+        return str(
+            wait_for(
+                lambda: (text := self.stderr_path.read_text()) and "KORE_HOST" in text and text,
+                "the emulator's banner",
+            )
+        )
 
     def stop(self) -> None:
         if self.proc is not None:

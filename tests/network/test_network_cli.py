@@ -44,7 +44,7 @@ def test_emulator_tls_writes_its_ca_and_prints_a_ready_line(tls_process: Emulato
     ca = tls_process.data_dir / "tls" / "ca.pem"
     assert tls_process.url.startswith("https://127.0.0.1:")
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
-    assert f"  --ca-bundle {ca}\n" in tls_process.lines
+    assert f"  export KORE_CA_BUNDLE={ca}  # or --ca-bundle {ca}\n" in tls_process.banner()
 
 
 def test_an_untrusted_host_exits_13_and_names_ca_bundle(

@@ -163,7 +163,7 @@ def _unreadable(tmp_path: Path) -> Path:
     [
         (_missing, "no such file"),
         (_empty, "is empty (0 bytes)"),
-        (_directory, "is a directory"),
+        (_directory, "the folder has no files"),  # a folder is imported as its tar
         (_fifo, "is not a regular file"),
         (_unreadable, "cannot be read"),
     ],
@@ -694,7 +694,7 @@ def test_a_manifest_with_bad_entries_lists_them_all_and_sends_nothing(
     assert result.exit_code == 2, result.output
     line = assert_one_clean_error_line(result.stderr, "2 manifest entries cannot be imported")
     assert "is empty" in line
-    assert "is a directory" in line
+    assert "the folder has no files" in line  # an empty folder (folders are imported as tars)
     assert requests_sent(emu) == 0
 
 

@@ -60,7 +60,7 @@ async def faulty_emulator(tmp_path: Path) -> AsyncIterator[str]:
         retry_after_seconds=0.05,
         stall_seconds=1.5,
         seed=7,
-        allowed_extensions=["bin"],
+        allowed_extensions=["dat"],  # raw bytes, not an archive
     )
     async with run_emulator(config) as emulator:
         yield emulator.url
@@ -68,7 +68,7 @@ async def faulty_emulator(tmp_path: Path) -> AsyncIterator[str]:
 
 async def run_soak(url: str, tmp_path: Path, count: int, largest: int) -> SoakOutcome:
     outcome = SoakOutcome()
-    source = tmp_path / "model.bin"
+    source = tmp_path / "model.dat"
     async with (
         KoreClient(
             url,

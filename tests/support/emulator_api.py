@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tarfile
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -92,3 +94,16 @@ class Api:
         model_id, _ = await self.upload_model(data or make_tar())
         await self.advance(10)
         return model_id
+
+
+async def until(condition: Callable[[], bool], turns: int = 200_000) -> None:
+    """Let the in-process emulator run until condition holds; fail after that many loop turns.
+
+    The emulator exposes no event for its internal progress; on loopback every step it needs
+    is a loop turn away, so a bound in turns (not seconds) cannot flake on a slow machine.
+    """
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"condition still false after {turns} event-loop turns")

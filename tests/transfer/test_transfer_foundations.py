@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import tarfile
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -111,3 +114,18 @@ async def test_a_long_retry_after_does_not_outlive_the_wait_deadline(
             await throttled.dock_status.wait("no-such-job", timeout=0.5)
     finally:
         await throttled.aclose()
+
+
+async def test_a_gzip_tar_named_tar_gz_imports(
+    kore: KoreClient, ctl: EmuControl, tmp_path: Path
+) -> None:
+    # the client starts the session with fileExtension "tar.gz"; the emulator refused it
+    path = tmp_path / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        weights = bytes(range(256)) * 400
+        member = tarfile.TarInfo("model/weights.bin")
+        member.size = len(weights)
+        archive.addfile(member, io.BytesIO(weights))
+    result = await kore.models.import_file(path)
+    assert result.status == "SUCCESS"
+    await ctl.assert_stored(result.model_id, path)

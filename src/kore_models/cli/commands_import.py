@@ -14,6 +14,7 @@ from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
 from ..results import ImportResult
 from .context import Globals, get_globals, run_command
+from .dry_run import dry_run as run_dry
 from .errors import EXIT_OK, describe
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
 from .options import command
@@ -33,6 +34,9 @@ class ImportOptions:
     wait: bool
     timeout: float | None
     resume: bool
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    as_tar: bool = False
 
 
 def _label(path: Path) -> str:
@@ -141,6 +145,9 @@ class _Run:
                 resume=opts.resume,
                 wait=opts.wait,
                 job_timeout=opts.timeout,
+                exclude=opts.exclude,
+                include=opts.include,
+                as_tar=opts.as_tar,
             )
             row = import_row(entry.path, entry.is_adapter, result)
             if self.state is not None and row["dockStatusId"]:
@@ -177,13 +184,17 @@ class _Run:
         return rows
 
 
-def _check_manifest_files(kore: KoreClient, entries: list[Entry], state: StateFile) -> None:
+def _check_manifest_files(
+    kore: KoreClient, entries: list[Entry], state: StateFile, options: ImportOptions
+) -> None:
     problems = []
     for entry in entries:
         if state.done(entry) is not None:
             continue
         try:
-            kore.models.check_file(entry.path)
+            kore.models.check_file(
+                entry.path, exclude=options.exclude, include=options.include, as_tar=options.as_tar
+            )
         except LocalFileError as exc:
             problems.append(f"{entry.where}: {exc}")
     if problems:
@@ -222,7 +233,7 @@ async def _run_imports(
     async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
         if manifest is not None:  # every entry checked before the first upload
             state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
-            await anyio.to_thread.run_sync(_check_manifest_files, kore, entries, state)
+            await anyio.to_thread.run_sync(_check_manifest_files, kore, entries, state, options)
         with ProgressDisplay(out, pick_mode(out, g.progress)) as display:
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)
@@ -274,6 +285,20 @@ async def _run_imports(
     help="Import the files listed here (lines, JSON or CSV); re-runs skip finished ones.",
 )
 @click.option("--shard", type=SHARD, help="With --manifest: take every N-th entry, from the K-th.")
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Folders: leave out paths matching this .gitignore-style pattern (repeatable).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="PATTERN",
+    help="Folders: keep paths matching this pattern even if excluded (repeatable).",
+)
+@click.option("--as-tar", is_flag=True, help="Send a lone file as a one-member tar.")
+@click.option("--dry-run", is_flag=True, help="List what would be sent and its size; send nothing.")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
 def import_command(
@@ -288,13 +313,22 @@ def import_command(
     parallel_files: int,
     manifest: Path | None,
     shard: Shard | None,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    as_tar: bool,
+    dry_run: bool,
     json_mode: bool,
 ) -> None:
-    """Import model archives (tar, zip, ...) with resumable, concurrent chunked uploads.
+    """Import model archives (tar, zip, ...) or model folders, resumable and concurrent.
+
+    A folder is sent as FOLDER.tar, generated while it uploads (no temporary
+    file); .git/, .cache/, __pycache__/, .ipynb_checkpoints/ and .DS_Store are
+    left out unless --include names them.
 
     \b
     Examples:
       kore-models import llama-3-8b.tar
+      kore-models import ./Llama-3-8B/ --exclude '*.pt' --dry-run
       kore-models import a.tar b.tar c.tar --parallel-files 2 --json
       kore-models import lora.tar --adapter --chunk-size 32MiB --concurrency 4
       kore-models import --manifest models.txt --shard 2/4
@@ -309,7 +343,18 @@ def import_command(
         raise click.UsageError("--shard needs --manifest")
     if adapter and manifest is not None:
         raise click.UsageError("with --manifest, mark adapters with isAdapter in the manifest")
-    options = ImportOptions(chunk_size, concurrency, not no_wait, timeout, not no_resume)
+    options = ImportOptions(
+        chunk_size,
+        concurrency,
+        not no_wait,
+        timeout,
+        not no_resume,
+        exclude=exclude,
+        include=include,
+        as_tar=as_tar,
+    )
+    if dry_run and manifest is not None:
+        raise click.UsageError("--dry-run takes paths, not --manifest")
 
     async def main() -> int:
         if manifest is not None:
@@ -325,6 +370,9 @@ def import_command(
             if len(unique) != len(paths):
                 out.warn("a path was given twice; importing it once")
             entries = [Entry(path=p, is_adapter=adapter, where=str(p)) for p in unique]
+            if dry_run:
+                paths_ = [entry.path for entry in entries]
+                return await run_dry(out, paths_, exclude=exclude, include=include, as_tar=as_tar)
         return await _run_imports(g, out, entries, options, parallel_files, manifest, shard)
 
     run_command(ctx, out, main)

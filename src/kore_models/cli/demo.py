@@ -4,32 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
-import io
-import json
-import os
 import shutil
-import struct
-import tarfile
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 import click
 
 from ..errors import DownloadError
 from ..types import DeployConfig
 from .context import get_globals, run_command
+from .demo_folder import expected_archive, matches_folder, write_model_folder
 from .errors import EXIT_OK
 from .options import command
 from .output import Output, human_bytes, human_rate
 from .params import BYTE_SIZE
 from .progress import ProgressDisplay, pick_mode
 
-__all__ = ["EmulatorThread", "demo_command", "write_model_archive"]
+__all__ = ["EmulatorThread", "demo_command"]
 
 _BLOCK = 4 * 1024 * 1024
 _DEPLOY = {
@@ -38,102 +35,6 @@ _DEPLOY = {
     "hyperParameters": {"temperature": 0.7, "maxTokens": 256, "topP": 0.9, "topK": 40},
     "scalingParameters": {"minReplicas": 1, "maxReplicas": 2},
 }
-
-
-class _HashingWriter(io.RawIOBase):
-    """A write-only file that hashes what passes through it."""
-
-    def __init__(self, target: IO[bytes], stop: threading.Event):
-        self.target = target
-        self.stop = stop
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        if self.stop.is_set():
-            raise InterruptedError("stopped")
-        view = memoryview(data)
-        self.sha256.update(view)
-        self.target.write(view)
-        self.size += len(view)
-        return len(view)
-
-
-class _RandomReader(io.RawIOBase):
-    """``size`` bytes: a safetensors header, then random float16 weights."""
-
-    def __init__(self, size: int):
-        elements = max(1, (size - 256) // 2)
-        header = json.dumps(
-            {
-                "__metadata__": {"format": "pt"},
-                "model.embed_tokens.weight": {
-                    "dtype": "F16",
-                    "shape": [elements],
-                    "data_offsets": [0, elements * 2],
-                },
-            }
-        ).encode()
-        self.prefix = struct.pack("<Q", len(header)) + header
-        self.size = len(self.prefix) + elements * 2
-        self.left = self.size
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n < 0 else min(n, self.left)
-        out = b""
-        if self.prefix:
-            out, self.prefix = self.prefix[:n], self.prefix[n:]
-        if len(out) < n:
-            out += os.urandom(n - len(out))
-        self.left -= len(out)
-        return out
-
-
-def _add(tar: tarfile.TarFile, name: str, size: int, source: io.RawIOBase | IO[bytes]) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = int(time.time())
-    info.mode = 0o644
-    tar.addfile(info, cast(IO[bytes], source))
-
-
-def write_model_archive(
-    path: Path, weights_bytes: int, stop: threading.Event | None = None
-) -> tuple[int, str]:
-    """Write a model tar (config.json, tokenizer.json, random weights); its size and sha256."""
-    stop = stop or threading.Event()
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": 2048,
-        "num_attention_heads": 16,
-        "num_hidden_layers": 16,
-        "vocab_size": 32000,
-        "torch_dtype": "float16",
-    }
-    tokenizer = {
-        "version": "1.0",
-        "model": {"type": "BPE", "vocab": {f"tok{i}": i for i in range(2000)}, "merges": []},
-        "added_tokens": [{"id": 0, "content": "<unk>", "special": True}],
-    }
-    with open(path, "wb") as raw:
-        sink = _HashingWriter(raw, stop)
-        with tarfile.open(
-            fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BLOCK
-        ) as tar:
-            tar.copybufsize = _BLOCK  # type: ignore[attr-defined]  # read in big blocks
-            for name, doc in (("config.json", config), ("tokenizer.json", tokenizer)):
-                data = json.dumps(doc, indent=2).encode()
-                _add(tar, f"model/{name}", len(data), io.BytesIO(data))
-            weights = _RandomReader(weights_bytes)
-            _add(tar, "model/model.safetensors", weights.size, weights)
-    return sink.size, sink.sha256.hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -218,18 +119,21 @@ async def _demo(
 
     steps: list[_Step] = []
     started = time.monotonic()
-    archive = root / "demo-model.tar"
-    out.info(f"1/6 generating a model archive with {human_bytes(size)} of weights in {root}")
+    folder = root / "demo-model"
+    out.info(
+        f"1/6 generating a Hugging Face-like model folder with {human_bytes(size)} of "
+        f"weights in {folder}"
+    )
     t0 = time.monotonic()
     stop = threading.Event()
     try:
-        archive_bytes, original_sha = await asyncio.to_thread(
-            write_model_archive, archive, size, stop
+        files = await asyncio.to_thread(
+            functools.partial(write_model_folder, folder, size, stop=stop)
         )
     except BaseException:
         stop.set()
         raise
-    steps.append(_Step("generate", time.monotonic() - t0, human_bytes(archive_bytes)))
+    steps.append(_Step("generate", time.monotonic() - t0, f"{files} files"))
 
     emulator = EmulatorThread(root / "emulator", job_seconds, tls=tls)
     t0 = time.monotonic()
@@ -248,10 +152,13 @@ async def _demo(
         ) as kore:
             out.add_secret(emulator.api_key)
             with ProgressDisplay(out, pick_mode(out, progress)) as display:
-                out.info("2/6 importing it (chunked upload, then processing on the server)")
+                out.info(
+                    "2/6 importing the folder itself: sent as demo-model.tar, generated "
+                    "while it uploads (chunked, then processing on the server)"
+                )
                 t0 = time.monotonic()
                 imported = await kore.models.import_file(
-                    archive, on_progress=display.track("import")
+                    folder, on_progress=display.track("import")
                 )
                 rate = human_rate(imported.bytes, time.monotonic() - t0)
                 steps.append(_Step("import", time.monotonic() - t0, f"{rate} incl. processing"))
@@ -263,12 +170,14 @@ async def _demo(
                 )
                 rate = human_rate(exported.bytes, time.monotonic() - t0)
                 steps.append(_Step("export", time.monotonic() - t0, f"{rate} incl. processing"))
-            out.info("4/6 checking the downloaded bytes equal the original (sha256)")
+            out.info("4/6 checking the download is the folder's tar (sha256, member names)")
             t0 = time.monotonic()
+            archive_bytes, original_sha, names = await asyncio.to_thread(expected_archive, folder)
             exported_sha = await asyncio.to_thread(sha256_file, exported.path)
-            if exported_sha != original_sha or exported.bytes != archive_bytes:
+            same_members = await asyncio.to_thread(matches_folder, exported.path, names)
+            if exported_sha != original_sha or exported.bytes != archive_bytes or not same_members:
                 raise DownloadError(
-                    f"the exported model differs from the original: sha256 {exported_sha} "
+                    f"the exported model differs from the folder's tar: sha256 {exported_sha} "
                     f"!= {original_sha}"
                 )
             steps.append(_Step("verify", time.monotonic() - t0, f"sha256 {original_sha[:16]}…"))
@@ -288,6 +197,8 @@ async def _demo(
         "ok": True,
         "tls": tls,
         "modelId": model_id,
+        "folder": str(folder),
+        "files": len(names),
         "archiveBytes": archive_bytes,
         "sha256": original_sha,
         "importSeconds": round(imported.seconds, 3),
@@ -308,8 +219,8 @@ def _summary_lines(result: dict[str, Any]) -> list[str]:
     lines = [
         f"demo OK: imported, exported, verified, deployed and undeployed model "
         f"{result['modelId']} in {result['seconds']:.1f} s",
-        f"  archive {size} ({result['chunks']} chunks, {result['retries']} retries), "
-        f"sha256 {result['sha256']}",
+        f"  folder {result['folder']} sent as a {size} tar of {result['files']} members "
+        f"({result['chunks']} chunks, {result['retries']} retries), sha256 {result['sha256']}",
         f"  import {result['importSeconds']:.1f} s ({result['importMBps']} MB/s end to end), "
         f"export {result['exportSeconds']:.1f} s ({result['exportMBps']} MB/s end to end)",
     ]
@@ -353,6 +264,9 @@ def demo_command(
     json_mode: bool,
 ) -> None:
     """Run the whole journey on a local emulator: import, export, verify, deploy, undeploy.
+
+    The model is a generated Hugging Face-like folder (config, tokenizer, safetensors
+    shards), imported as a folder: no tar is written to disk first.
 
     Needs no account or network: the emulator runs inside this process on 127.0.0.1.
     """

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 
 MiB = 1024 * 1024
+DEFAULT_API_KEY = "kg-emulator-local-key"
 DEFAULT_MAX_CHUNK_BYTES = 64 * MiB + 64 * 1024
 FAULT_KINDS = ("500", "502", "503", "429", "reset", "stall")
 
@@ -16,10 +17,14 @@ RUNTIME_FIELDS = frozenset(
     {
         "latency_ms",
         "throughput_bytes_per_second",
+        "total_throughput_bytes_per_second",
+        "max_chunks_in_flight",
+        "max_data_size",
         "failure_rate",
         "failure_kinds",
         "retry_after_seconds",
         "stall_seconds",
+        "body_timeout_seconds",
         "rate_limit_per_minute",
         "dock_status_rate_limit_per_minute",
         "session_ttl_seconds",
@@ -43,7 +48,7 @@ class EmulatorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    api_key: str = Field(default="kg-emulator-local-key", min_length=1)
+    api_key: str = Field(default=DEFAULT_API_KEY, min_length=1)
     data_dir: Path | None = None
     storage: Literal["disk", "discard"] = "disk"
     session_ttl_seconds: float = Field(default=86400.0, gt=0)
@@ -51,6 +56,9 @@ class EmulatorConfig(BaseModel):
     job_seconds: float = Field(default=2.0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     throughput_bytes_per_second: float | None = Field(default=None, gt=0)
+    total_throughput_bytes_per_second: float | None = Field(default=None, gt=0)
+    max_chunks_in_flight: int | None = Field(default=None, ge=1)
+    max_data_size: ByteSize | None = Field(default=None, ge=1)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     failure_kinds: list[str] = Field(default_factory=lambda: ["500", "502", "503", "429"])
     retry_after_seconds: float = Field(default=1.0, ge=0)
@@ -59,7 +67,12 @@ class EmulatorConfig(BaseModel):
     dock_status_rate_limit_per_minute: int | None = Field(default=None, ge=1)
     seed: int | None = None
     download_base_url: str | None = None
-    allowed_extensions: list[str] = Field(default_factory=lambda: ["tar", "zip", "gz", "tgz"])
+    header_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    control_token: str | None = Field(default=None, min_length=8)
+    allowed_extensions: list[str] = Field(
+        default_factory=lambda: ["tar", "tar.gz", "tgz", "gz", "zip"]
+    )
 
     @field_validator("failure_kinds")
     @classmethod
@@ -90,4 +103,6 @@ class EmulatorConfig(BaseModel):
         """JSON-ready dump with the API key masked."""
         data = self.model_dump(mode="json")
         data["api_key"] = mask_key(self.api_key)
+        if self.control_token is not None:
+            data["control_token"] = "…"  # noqa: S105 - a mask, not a secret
         return data

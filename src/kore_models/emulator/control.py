@@ -1,8 +1,11 @@
-"""Test-only control API under /_emulator (no key): config, fault script, counters, clock."""
+"""Test control API under /_emulator: config, fault script, counters, clock, model bytes."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -11,13 +14,15 @@ from pydantic import ValidationError
 from . import jobs
 from .errors import ApiError
 from .faults import STATE
+from .guards import within_body_timeout
+from .housekeeping import delete_model_bytes, sweep_expired_sessions
 from .state import ScriptedFault, iso_ms
 
 PREFIX = "/_emulator"
 
 
 async def _json(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await within_body_timeout(request.app[STATE], request.read())
     if not raw.strip():
         return {}
     try:
@@ -101,6 +106,7 @@ async def post_clock(request: web.Request) -> web.Response:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
         raise ApiError(400, "VALIDATION_ERROR", "advance_seconds must be a number >= 0")
     state.advance_clock(float(seconds))
+    await sweep_expired_sessions(state)
     return await get_clock(request)
 
 
@@ -147,6 +153,55 @@ async def get_model(request: web.Request) -> web.Response:
     )
 
 
+def _flip_byte(path: Path, offset: int) -> tuple[int, int, str]:
+    """Invert the byte at offset in place; return (before, after, sha256 of the new content)."""
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        before = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([before ^ 0xFF]))
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return before, before ^ 0xFF, digest.hexdigest()
+
+
+async def corrupt_model(request: web.Request) -> web.Response:
+    """Alter one stored byte of a model (verify-mismatch tests); its recorded sha256 stays."""
+    state = request.app[STATE]
+    model = jobs.settle(state, request.match_info["model_id"])
+    path = state.store.model_path(model.id) if model is not None else None
+    if model is None or path is None or not path.exists() or not model.size:
+        raise ApiError(404, "MODEL_NOT_FOUND", "no stored bytes for this model")
+    body = await _json(request)
+    offset = body.get("offset", model.size // 2) if isinstance(body, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < model.size:
+        raise ApiError(400, "VALIDATION_ERROR", f"offset must be an integer in [0, {model.size})")
+    before, after, current = await asyncio.to_thread(_flip_byte, path, offset)
+    return web.json_response(
+        {
+            "modelId": model.id,
+            "offset": offset,
+            "before": before,
+            "after": after,
+            "sha256": model.sha256,
+            "currentSha256": current,
+        }
+    )
+
+
+async def delete_model(request: web.Request) -> web.Response:
+    """Delete a model and its bytes (the public API has no delete; tests and disk need one)."""
+    state = request.app[STATE]
+    model = state.store.get_model(request.match_info["model_id"])
+    if model is None:
+        raise ApiError(404, "MODEL_NOT_FOUND", "model not found")
+    await delete_model_bytes(state, model.id)
+    state.store.delete_model(model.id)
+    return web.json_response({"deleted": model.id})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -165,3 +220,5 @@ def add_control_routes(app: web.Application) -> None:
     r.add_post(f"{PREFIX}/clock", post_clock)
     r.add_get(f"{PREFIX}/sessions/{{session_id}}", get_session)
     r.add_get(f"{PREFIX}/models/{{model_id}}", get_model)
+    r.add_delete(f"{PREFIX}/models/{{model_id}}", delete_model)
+    r.add_post(f"{PREFIX}/models/{{model_id}}/corrupt", corrupt_model)

@@ -4,36 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import re
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from . import jobs
 from .errors import ApiError
-from .faults import STATE
-from .ingest import Pacer
+from .faults import LOG, STATE
+from .guards import within_body_timeout
+from .shaping import Pacer
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
+def requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """Inclusive (start, end) of a single `bytes=` Range (parsed by aiohttp); None = whole file.
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """Inclusive (start, end) for a single `bytes=` range; None = whole file; 416 if bad."""
+    Raises the 416 answer for a range that is malformed or outside the file.
+    """
+    header = request.headers.get(hdrs.RANGE)
     if header is None:
         return None
-    m = _RANGE_RE.match(header.strip())
-    if not m or (not m.group(1) and not m.group(2)):
-        raise _unsatisfiable(size)
-    first, last = m.group(1), m.group(2)
-    if not first:  # suffix range: last N bytes
-        n = int(last)
-        if n == 0 or size == 0:
+    try:
+        wanted = request.http_range
+    except ValueError:
+        raise _unsatisfiable(size) from None
+    start = wanted.start or 0
+    if start < 0 or header.replace(" ", "").startswith("bytes=-"):  # suffix: the last N bytes
+        if start == 0 or size == 0:
             raise _unsatisfiable(size)
-        return max(0, size - n), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size or end < start:
+        return max(0, size + start), size - 1
+    end = size - 1 if wanted.stop is None else min(wanted.stop - 1, size - 1)
+    if start >= size:
         raise _unsatisfiable(size)
-    return start, min(end, size - 1)
+    return start, end
 
 
 def _unsatisfiable(size: int) -> ApiError:
@@ -61,7 +62,7 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     if model is None or not path.exists():
         raise ApiError(404, "EXPORT_NOT_FOUND", "exported file is gone")
     size = path.stat().st_size
-    rng = parse_range(request.headers.get("Range"), size)
+    rng = requested_range(request, size)
     start, end = rng if rng is not None else (0, size - 1)
     length = end - start + 1 if size else 0
     resp = web.StreamResponse(status=206 if rng is not None else 200)
@@ -79,7 +80,7 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     reset_after: int | None = request.get("reset_after")
     if reset_after is not None and reset_after < 0:
         reset_after = length // 2
-    pacer = Pacer(state.config.throughput_bytes_per_second)
+    pacer = Pacer(state.config.throughput_bytes_per_second, state.total_bucket)
     sent = 0
     fh = await asyncio.to_thread(open, path, "rb")
     try:
@@ -95,7 +96,16 @@ async def download_export(request: web.Request) -> web.StreamResponse:
             data = await asyncio.to_thread(fh.read, want)
             if not data:
                 break
-            await resp.write(data)
+            try:
+                await within_body_timeout(state, resp.write(data))
+            except ApiError:  # the reader stopped reading: headers are sent, so cut the line
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
+            except ConnectionResetError as exc:  # the reader left
+                state.counters.client_disconnects += 1
+                LOG.debug("client left during download of %s: %s", job.model_id, exc)
+                return resp
             sent += len(data)
             await pacer.account(len(data))
     finally:

@@ -30,6 +30,10 @@ def error_response(
     return web.json_response(error_body(code, msg, **extra), status=status, headers=headers)
 
 
+class ListenError(Exception):
+    """The emulator cannot listen on the address it was given (in use, not allowed...)."""
+
+
 class ApiError(Exception):
     """Raised by handlers; the middleware turns it into an error response."""
 
@@ -65,6 +69,7 @@ HTTP_CODES = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
     410: "GONE",
     413: "PAYLOAD_TOO_LARGE",
@@ -73,7 +78,13 @@ HTTP_CODES = {
     500: "INTERNAL_ERROR",
     502: "BAD_GATEWAY",
     503: "SERVICE_UNAVAILABLE",
+    507: "INSUFFICIENT_STORAGE",
 }
+
+
+def format_seconds(value: float) -> str:
+    """A Retry-After value: whole seconds without a fraction, else the shortest decimal."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def code_for_status(status: int) -> str:

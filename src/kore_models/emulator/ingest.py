@@ -1,47 +1,31 @@
-"""Streaming multipart parser for chunk uploads, throughput pacing, assembly and archive checks."""
+"""Streaming multipart parser for chunk uploads, chunk assembly and archive checks."""
 
 from __future__ import annotations
 
-import asyncio
+import bz2
+import gzip
 import hashlib
+import lzma
 import os
 import re
 import tarfile
 import zipfile
+import zlib
 from collections.abc import AsyncIterator
 from email.message import Message
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from aiohttp import StreamReader
 
 from .errors import ApiError
+from .guards import BodyStalled, BodyWatch, body_timeout_error
+from .shaping import READ_SIZE, Pacer
+from .state import EmulatorState
 
-READ_SIZE = 4 << 20
 MAX_HEADER_BYTES = 16 * 1024
 _BOUNDARY_RE = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
-
-
-class Pacer:
-    """Token-bucket style pacing: keeps bytes/elapsed at or below rate."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self.total = 0
-        self.start = asyncio.get_running_loop().time()
-
-    @property
-    def block(self) -> int:
-        if not self.rate:
-            return READ_SIZE
-        return int(min(READ_SIZE, max(4096, self.rate / 20)))
-
-    async def account(self, n: int) -> None:
-        self.total += n
-        if not self.rate:
-            return
-        ahead = self.total / self.rate - (asyncio.get_running_loop().time() - self.start)
-        if ahead > 0:
-            await asyncio.sleep(ahead)
 
 
 def boundary_from(content_type: str) -> bytes | None:
@@ -52,26 +36,26 @@ def boundary_from(content_type: str) -> bytes | None:
     return (m.group(1) or m.group(2)).encode("latin-1")
 
 
-def part_name(headers: bytes) -> tuple[str | None, str | None]:
-    """(name, filename) from a part's Content-Disposition (form-data or attachment)."""
+def part_name(headers: bytes) -> str:
+    """The `name` of a part from its Content-Disposition (form-data or attachment)."""
     msg = Message()
     for line in headers.decode("utf-8", "replace").split("\r\n"):
         key, sep, value = line.partition(":")
         if sep and key.strip().lower() == "content-disposition":
             msg["content-disposition"] = value.strip()
     name = msg.get_param("name", header="content-disposition")
-    filename = msg.get_param("filename", header="content-disposition")
-    return (
-        name if isinstance(name, str) else None,
-        filename if isinstance(filename, str) else None,
-    )
+    return name if isinstance(name, str) else ""
 
 
 class MultipartStream:
     """Reads multipart parts from a raw body stream without buffering whole parts."""
 
-    def __init__(self, content: StreamReader, boundary: bytes | None, pacer: Pacer) -> None:
+    def __init__(
+        self, content: StreamReader, boundary: bytes | None, pacer: Pacer, state: EmulatorState
+    ) -> None:
         self._content = content
+        self._state = state
+        self._watch = BodyWatch(state, content)
         self._boundary = boundary
         self._pacer = pacer
         self._buf = b""
@@ -79,14 +63,27 @@ class MultipartStream:
         self._in_body = False
         self._started = False
 
+    def close(self) -> None:
+        """Stop watching the body for stalls (call once the body is read or abandoned)."""
+        self._watch.close()
+
     async def _read(self) -> bytes:
         """The next piece of the body as the socket delivered it (no join, no copy)."""
-        if self._pacer.rate:
-            data = await self._content.read(self._pacer.block)
-        else:
-            data, _ = await self._content.readchunk()
-        if data:
-            await self._pacer.account(len(data))
+        try:
+            if self._pacer.shaped:
+                data = await self._content.read(self._pacer.block)
+            else:
+                data, _ = await self._content.readchunk()
+        except BodyStalled:
+            raise body_timeout_error(self._state) from None
+        watch = self._watch
+        watch.reads += 1
+        if data and self._pacer.shaped:
+            watch.pacing = True
+            try:
+                await self._pacer.account(len(data))
+            finally:
+                watch.pacing = False
         return data
 
     async def _fill(self) -> bool:
@@ -136,8 +133,8 @@ class MultipartStream:
         self._buf = self._buf[2:]
         return True
 
-    async def next_part(self) -> tuple[str | None, str | None] | None:
-        """Advance to the next part; return (name, filename) or None at the end."""
+    async def next_part(self) -> str | None:
+        """Advance to the next part; return its name ("" if unnamed), or None at the end."""
         if self._done:
             return None
         if not self._started:
@@ -184,12 +181,16 @@ class MultipartStream:
             data = await self._read()
             if not data:
                 raise ApiError(400, "BAD_MULTIPART", "multipart body ended inside a part")
-            if self._buf and marker in self._buf + data[: len(marker)]:
-                self._buf += data  # the delimiter straddles the two pieces (rare)
-            elif self._buf:
-                yield memoryview(self._buf)  # the kept tail is body bytes after all
+            if not self._buf:
                 self._buf = data
+            elif len(data) < len(marker) or marker in self._buf + data[: len(marker) - 1]:
+                # The delimiter may start in the kept tail and end in (or after) this piece:
+                # join them and search again. Either the piece is short or this is rare.
+                self._buf += data
             else:
+                # The piece is long enough that a delimiter starting in the tail would have been
+                # found in tail + its first len(marker) - 1 bytes: the tail is body bytes.
+                yield memoryview(self._buf)
                 self._buf = data
 
 
@@ -214,17 +215,70 @@ def assemble(parts: list[Path], dest: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def archive_problem(path: Path) -> str | None:
-    """None if path is a readable zip or tar (optionally compressed) archive, else why not."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                if not zf.namelist():
-                    return "zip archive is empty"
-            return None
-        with tarfile.open(path, "r:*") as tf:
-            if tf.next() is None:
-                return "tar archive is empty"
+INVALID_ARCHIVE = "import validation failed: not a valid tar or zip archive"
+
+
+def archive_problem(path: Path, extension: str) -> str | None:
+    """None if the file is a readable archive of its extension's kind, else why not.
+
+    tar (plain, or compressed with gzip, bzip2 or xz), tgz and gz (gzip tars) have every member
+    header listed with tarfile and each member's
+    data checked to be present; like tarfile (and unlike GNU tar), bytes after the last good
+    member that are not a header end the listing quietly. A gzip stream is read to its end so
+    its CRC is checked. zip files have every member's CRC checked. Other extensions (allowed by
+    configuration) are not checked.
+    """
+    if extension == "zip":
+        kind, check = "zip archive", _zip_members
+    elif extension in ("tar", "tar.gz", "tgz", "gz"):
+        kind = "tar archive" if extension == "tar" else "gzip tar archive"
+        check = partial(_tar_members, gzip_only=extension != "tar")
+    else:
         return None
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        return f"import validation failed: not a valid tar or zip archive ({exc})"
+    try:
+        members = check(path)
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
+        return f"{INVALID_ARCHIVE} (not a readable {kind}: {exc})"
+    if members == 0:
+        return f"{INVALID_ARCHIVE} (the {kind} has no members)"
+    return None
+
+
+def _decompressed(fh: BinaryIO, magic: bytes) -> BinaryIO | None:
+    """A reader of fh's content when fh starts like gzip, bzip2 or xz (the caller closes it)."""
+    if magic.startswith(b"\x1f\x8b"):
+        return cast(BinaryIO, gzip.GzipFile(fileobj=fh))
+    if magic.startswith(b"BZh"):
+        return cast(BinaryIO, bz2.BZ2File(fh))
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return cast(BinaryIO, lzma.LZMAFile(fh))
+    return None
+
+
+def _tar_members(path: Path, *, gzip_only: bool) -> int:
+    """Count the members of a tar, read through gzip, bzip2 or xz when it starts like one."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+        fh.seek(0)
+        if gzip_only and not magic.startswith(b"\x1f\x8b"):
+            raise tarfile.ReadError("not a gzip file")
+        unpacked = _decompressed(fh, magic)
+        stream = unpacked or fh
+        try:
+            with tarfile.open(fileobj=stream, mode="r:") as archive:
+                members = sum(1 for _ in archive)
+            if unpacked is not None:  # read to the end: the format checks its CRC there
+                while unpacked.read(READ_SIZE):
+                    pass
+        finally:
+            if unpacked is not None:
+                unpacked.close()
+        return members
+
+
+def _zip_members(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+        if bad is not None:
+            raise zipfile.BadZipFile(f"member {bad!r} is corrupt")
+        return len(archive.infolist())

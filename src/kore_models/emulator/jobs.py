@@ -74,7 +74,7 @@ def settle(state: EmulatorState, model_id: str) -> ModelRow | None:
 
 
 def job_document(job: JobRow, now: float, download_origin: str) -> dict[str, Any]:
-    """The dock-status document (kore-api.md §4.1/§4.4; §10 item 13)."""
+    """The dock-status document (see "API notes" in the docs)."""
     status, pct = job_status(job, now)
     doc: dict[str, Any] = {
         "_id": job.id,

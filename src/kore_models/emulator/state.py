@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import RUNTIME_FIELDS, EmulatorConfig
+from .shaping import TokenBucket
 from .store import Store
 
 ROUTES = ("start", "chunk", "complete", "export", "deploy", "undeploy", "dock_status", "download")
@@ -55,6 +56,11 @@ class Counters:
     max_concurrent_chunk_uploads: int = 0
     concurrent_chunk_uploads: int = 0
     faults_injected: int = 0
+    in_flight_limit_429s: int = 0
+    sessions_swept: int = 0
+    client_disconnects: int = 0
+    header_timeouts: int = 0
+    body_timeouts: int = 0
     responses_by_status: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,6 +72,11 @@ class Counters:
             "max_concurrent_chunk_uploads": self.max_concurrent_chunk_uploads,
             "concurrent_chunk_uploads": self.concurrent_chunk_uploads,
             "faults_injected": self.faults_injected,
+            "in_flight_limit_429s": self.in_flight_limit_429s,
+            "sessions_swept": self.sessions_swept,
+            "client_disconnects": self.client_disconnects,
+            "header_timeouts": self.header_timeouts,
+            "body_timeouts": self.body_timeouts,
             "responses_by_status": dict(self.responses_by_status),
         }
 
@@ -95,6 +106,8 @@ class EmulatorState:
             self.data_dir = Path(config.data_dir)
             self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
+        self.total_bucket: TokenBucket | None = None
+        self._shape_total()
         self.store = Store(self.data_dir)
         self.clock_offset = 0.0
         self.counters = Counters()
@@ -103,6 +116,8 @@ class EmulatorState:
         self.completing: set[str] = set()
         self.stopping = asyncio.Event()
         self._windows: dict[str, deque[float]] = defaultdict(deque)
+        # Connections still waiting for their first request head -> the handle that closes them.
+        self.header_deadlines: dict[object, asyncio.TimerHandle] = {}
 
     # clock -------------------------------------------------------------------------
     def now(self) -> float:
@@ -123,7 +138,18 @@ class EmulatorState:
             raise ValueError(f"fields not changeable at run time: {sorted(unknown)}")
         merged = {**self.config.model_dump(), **changes}
         self.config = EmulatorConfig.model_validate(merged)
+        self._shape_total()
         return self.config
+
+    def _shape_total(self) -> None:
+        """Keep the shared bucket (and the debts queued in it) when only its rate changes."""
+        rate = self.config.total_throughput_bytes_per_second
+        if rate is None:
+            self.total_bucket = None
+        elif self.total_bucket is None:
+            self.total_bucket = TokenBucket(rate)
+        else:
+            self.total_bucket.rate = rate
 
     # faults ------------------------------------------------------------------------
     def add_faults(self, faults: list[ScriptedFault] | list[dict[str, Any]]) -> int:

@@ -299,3 +299,42 @@ class Store:
 
     def mark_applied(self, job_id: str) -> None:
         self._exec("UPDATE jobs SET applied=1 WHERE id=?", (job_id,))
+
+    # housekeeping ------------------------------------------------------------------
+    def delete_model(self, model_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE model_id=?", (model_id,))
+            self._db.execute("DELETE FROM models WHERE id=?", (model_id,))
+
+    def expired_sessions_with_chunks(self, now: float) -> list[str]:
+        rows = self._all(
+            "SELECT DISTINCT s.id FROM sessions s JOIN chunks c ON c.session_id = s.id "
+            "WHERE s.completed = 0 AND s.expires_at <= ?",
+            (now,),
+        )
+        return [str(r["id"]) for r in rows]
+
+    def drop_chunks(self, session_id: str) -> None:
+        self._exec("DELETE FROM chunks WHERE session_id=?", (session_id,))
+
+    def stored_bytes(self) -> int:
+        """Bytes the data folder holds: models, general files and chunks of open sessions."""
+        row = self._one(
+            "SELECT "
+            "(SELECT COALESCE(SUM(size), 0) FROM models WHERE discarded = 0) + "
+            "(SELECT COALESCE(SUM(file_size), 0) FROM sessions WHERE file_id IS NOT NULL) + "
+            "(SELECT COALESCE(SUM(c.size), 0) FROM chunks c JOIN sessions s "
+            " ON s.id = c.session_id WHERE s.completed = 0) AS total",
+            (),
+        )
+        return int(row["total"]) if row is not None else 0
+
+    def outstanding_bytes(self, now: float) -> int:
+        """Bytes that open, unexpired sessions announced (fileSize) but have not sent yet."""
+        row = self._one(
+            "SELECT COALESCE(SUM(MAX(0, s.file_size - COALESCE(("
+            "  SELECT SUM(size) FROM chunks c WHERE c.session_id = s.id), 0))), 0) AS total "
+            "FROM sessions s WHERE s.completed = 0 AND s.expires_at > ?",
+            (now,),
+        )
+        return int(row["total"]) if row is not None else 0

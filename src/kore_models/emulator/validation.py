@@ -1,50 +1,68 @@
-"""Request-body validation for session start and deploy (kore-api.md §3.1, §4.2)."""
+"""The emulator's own request models (session start, deploy) and their 400 error documents."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ApiError
 
-DEVICE_TYPES = (
-    "g4dn.xlarge",
-    "g5.xlarge",
-    "g5.2xlarge",
-    "g6e.xlarge",
-    "g4dn.12xlarge",
-    "g5.12xlarge",
-    "g5.48xlarge",
-    "g4dn.metal",
-)
-OPTIMIZATION_TYPES = ("", "ctranslate2", "vllm")
-QUANTIZATION_TYPES = ("", "no_quantization", "int8_float16")
-MODEL_TYPES = ("openSource", "fineTune")
 MAX_TOTAL_CHUNKS = 1_000_000
 # The extension becomes part of a stored file name (files/<id>.<extension>): keep it plain.
 SAFE_EXTENSION = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 
-Problems = list[dict[str, Any]]
+
+class DeviceType(StrEnum):
+    """GPU instance types a deploy may ask for."""
+
+    G4DN_XLARGE = "g4dn.xlarge"
+    G5_XLARGE = "g5.xlarge"
+    G5_2XLARGE = "g5.2xlarge"
+    G6E_XLARGE = "g6e.xlarge"
+    G4DN_12XLARGE = "g4dn.12xlarge"
+    G5_12XLARGE = "g5.12xlarge"
+    G5_48XLARGE = "g5.48xlarge"
+    G4DN_METAL = "g4dn.metal"
 
 
-def _problem(problems: Problems, field: str, msg: str) -> None:
-    problems.append({"msg": f"{field}: {msg}", "code": "VALIDATION_ERROR", "field": field})
+def _json_integer(value: Any) -> Any:
+    """A JSON number with no fraction (2 or 2.0); never a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
 
 
-def raise_if(problems: Problems) -> None:
-    if problems:
-        raise ApiError(400, "VALIDATION_ERROR", problems[0]["msg"], errors=problems)
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
 
 
-def _is_int(v: Any) -> bool:
-    if isinstance(v, bool):
-        return False
-    return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("required non-empty string")
+    return value.strip()
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+JsonNumber = Annotated[float, BeforeValidator(_json_number)]
+NonEmpty = Annotated[str, Field(strict=True), AfterValidator(_non_empty)]
 
 
 def sanitize_file_name(name: str) -> str:
@@ -56,144 +74,143 @@ def sanitize_file_name(name: str) -> str:
     return base[:255] or "upload"
 
 
-@dataclass(frozen=True)
-class StartRequest:
-    file_context: str
-    total_chunks: int
-    file_extension: str
-    file_name: str
-    file_size: int
-    is_adapter: bool
+class StartRequest(BaseModel):
+    """POST /files/session/start body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file_context: NonEmpty = Field(alias="fileContext")
+    total_chunks: JsonInt = Field(alias="totalChunks", ge=1, le=MAX_TOTAL_CHUNKS)
+    file_extension: NonEmpty = Field(alias="fileExtension")
+    file_name: NonEmpty = Field(alias="fileName")
+    file_size: JsonInt = Field(alias="fileSize", ge=1)
+    is_adapter: bool = Field(default=False, alias="isAdapter", strict=True)
+
+    @field_validator("is_adapter", mode="before")
+    @classmethod
+    def _adapter_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return value
+
+    @field_validator("file_extension")
+    @classmethod
+    def _plain_extension(cls, value: str) -> str:
+        ext = value.lower().lstrip(".")
+        if not SAFE_EXTENSION.fullmatch(ext):
+            raise ValueError("must be up to 32 letters, digits, '.', '-' or '_'")
+        return ext
+
+    @field_validator("file_name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return sanitize_file_name(value)
 
 
-def validate_start(body: Any, allowed_extensions: list[str]) -> StartRequest:
-    p: Problems = []
-    if not isinstance(body, dict):
-        raise ApiError(400, "VALIDATION_ERROR", "body must be a JSON object")
-    ctx: Any = body.get("fileContext")
-    if not isinstance(ctx, str) or not ctx.strip():
-        _problem(p, "fileContext", "required non-empty string")
-    total: Any = body.get("totalChunks")
-    if not _is_int(total):
-        _problem(p, "totalChunks", "required integer")
-    elif not 1 <= int(total) <= MAX_TOTAL_CHUNKS:
-        _problem(p, "totalChunks", f"must be between 1 and {MAX_TOTAL_CHUNKS}")
-    ext: Any = body.get("fileExtension")
-    if not isinstance(ext, str) or not ext.strip(".").strip():
-        _problem(p, "fileExtension", "required non-empty string")
-    elif not SAFE_EXTENSION.fullmatch(ext.lower().lstrip(".")):
-        _problem(p, "fileExtension", "must be up to 32 letters, digits, '.', '-' or '_'")
-    elif ctx == "model" and ext.lower().lstrip(".") not in allowed_extensions:
-        _problem(p, "fileExtension", f"must be one of {allowed_extensions} for model files")
-    name: Any = body.get("fileName")
-    if not isinstance(name, str) or not name.strip():
-        _problem(p, "fileName", "required non-empty string")
-    size: Any = body.get("fileSize")
-    if not _is_int(size):
-        _problem(p, "fileSize", "required integer")
-    elif int(size) < 1:
-        _problem(p, "fileSize", "must be at least 1")
-    adapter = body.get("isAdapter", False)
-    if isinstance(adapter, str) and adapter.lower() in ("true", "false"):
-        adapter = adapter.lower() == "true"
-    if not isinstance(adapter, bool):
-        _problem(p, "isAdapter", "must be a boolean")
-    raise_if(p)
-    return StartRequest(
-        file_context=ctx.strip(),
-        total_chunks=int(total),
-        file_extension=ext.lower().lstrip("."),
-        file_name=sanitize_file_name(name),
-        file_size=int(size),
-        is_adapter=bool(adapter),
+class HyperParameters(BaseModel):
+    temperature: JsonNumber = Field(ge=0, le=2)
+    max_tokens: JsonInt = Field(alias="maxTokens", ge=0, le=512)
+    top_p: JsonNumber = Field(alias="topP", ge=0, le=1)
+    top_k: JsonInt = Field(alias="topK", ge=1, le=100)
+    stop_sequence: list[Annotated[str, Field(strict=True)]] = Field(
+        default_factory=list, alias="stopSequence", strict=True
     )
 
 
-def _range(
-    p: Problems,
-    obj: dict[str, Any],
-    prefix: str,
-    key: str,
-    lo: float,
-    hi: float,
-    *,
-    integer: bool,
-    required: bool,
-) -> None:
-    field = f"{prefix}{key}"
-    if key not in obj:
-        if required:
-            _problem(p, field, "required")
-        return
-    v = obj[key]
-    if integer and not _is_int(v):
-        _problem(p, field, "must be an integer")
-    elif not integer and not _is_num(v):
-        _problem(p, field, "must be a number")
-    elif not lo <= v <= hi:
-        _problem(p, field, f"must be between {lo:g} and {hi:g}")
+class ScalingParameters(BaseModel):
+    max_batch_size: JsonInt | None = Field(default=None, alias="maxBatchSize", ge=1, le=256)
+    min_replicas: JsonInt | None = Field(default=None, alias="minReplicas", ge=1, le=10)
+    max_replicas: JsonInt | None = Field(default=None, alias="maxReplicas", ge=1, le=50)
+    scale_up_delay: JsonInt | None = Field(default=None, alias="scaleUpDelay", ge=1, le=1000)
+    scale_down_delay: JsonInt | None = Field(default=None, alias="scaleDownDelay", ge=50, le=2000)
+
+    @model_validator(mode="after")
+    def _replicas_ordered(self) -> ScalingParameters:
+        low, high = self.min_replicas, self.max_replicas
+        if low is not None and high is not None and low > high:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
 
 
-def validate_deploy(model_type: str | None, body: Any) -> None:
-    """Raise ApiError(400) listing every invalid field of a deploy request."""
-    p: Problems = []
-    if model_type not in MODEL_TYPES:
-        _problem(p, "modelType", f"query parameter must be one of {list(MODEL_TYPES)}")
+class OptimizationInfo(BaseModel):
+    optimization_type: Literal["", "ctranslate2", "vllm"] = Field(
+        default="", alias="optimizationType"
+    )
+    quantization_type: Literal["", "no_quantization", "int8_float16"] = Field(
+        default="", alias="quantizationType"
+    )
+
+
+class DeployRequest(BaseModel):
+    """POST /models/{id}/deploy body (unknown keys are ignored, as the service does)."""
+
+    name: NonEmpty
+    is_deployed_previously: bool | None = Field(
+        default=None, alias="isDeployedPreviously", strict=True
+    )
+    # The docs spell it both ways; both are accepted.
+    is_deployed_previouly: bool | None = Field(
+        default=None, alias="isDeployedPreviouly", strict=True
+    )
+    hyper_parameters: HyperParameters = Field(alias="hyperParameters")
+    scaling_parameters: ScalingParameters | None = Field(default=None, alias="scalingParameters")
+    device_type: DeviceType = Field(alias="deviceType")
+    optimization_info: OptimizationInfo | None = Field(default=None, alias="optimizationInfo")
+
+
+class DeployQuery(BaseModel):
+    model_type: Literal["openSource", "fineTune"] = Field(alias="modelType")
+
+
+def _problems(exc: ValidationError) -> list[dict[str, Any]]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "required"
+        if error["type"] == "model_type":
+            message = "must be a JSON object"
+        label = field or "body"
+        problems.append({"msg": f"{label}: {message}", "code": "VALIDATION_ERROR", "field": field})
+    return problems
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    """One 400 listing every invalid field, the first one's message on top."""
+    problems = _problems(exc)
+    return ApiError(400, "VALIDATION_ERROR", problems[0]["msg"], errors=problems)
+
+
+def _body_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        p.append({"msg": "body must be a JSON object", "code": "VALIDATION_ERROR", "field": ""})
-        raise_if(p)
-        return
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        _problem(p, "name", "required non-empty string")
-    for key in ("isDeployedPreviously", "isDeployedPreviouly"):
-        if key in body and not isinstance(body[key], bool):
-            _problem(p, key, "must be a boolean")
-    hp = body.get("hyperParameters")
-    if not isinstance(hp, dict):
-        _problem(p, "hyperParameters", "required object")
-    else:
-        pre = "hyperParameters."
-        _range(p, hp, pre, "temperature", 0, 2, integer=False, required=True)
-        _range(p, hp, pre, "maxTokens", 0, 512, integer=True, required=True)
-        _range(p, hp, pre, "topP", 0, 1, integer=False, required=True)
-        _range(p, hp, pre, "topK", 1, 100, integer=True, required=True)
-        stop = hp.get("stopSequence", [])
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            _problem(p, pre + "stopSequence", "must be an array of strings")
-    sp = body.get("scalingParameters")
-    if sp is not None:
-        if not isinstance(sp, dict):
-            _problem(p, "scalingParameters", "must be an object")
-        else:
-            pre = "scalingParameters."
-            _range(p, sp, pre, "maxBatchSize", 1, 256, integer=True, required=False)
-            _range(p, sp, pre, "minReplicas", 1, 10, integer=True, required=False)
-            _range(p, sp, pre, "maxReplicas", 1, 50, integer=True, required=False)
-            _range(p, sp, pre, "scaleUpDelay", 1, 1000, integer=True, required=False)
-            _range(p, sp, pre, "scaleDownDelay", 50, 2000, integer=True, required=False)
-            lo: Any = sp.get("minReplicas")
-            hi: Any = sp.get("maxReplicas")
-            if _is_int(lo) and _is_int(hi) and lo > hi:
-                _problem(p, pre + "minReplicas", "must not exceed maxReplicas")
-    dev = body.get("deviceType")
-    if dev not in DEVICE_TYPES:
-        _problem(p, "deviceType", f"required, one of {list(DEVICE_TYPES)}")
-    oi = body.get("optimizationInfo")
-    if oi is not None:
-        if not isinstance(oi, dict):
-            _problem(p, "optimizationInfo", "must be an object")
-        else:
-            if oi.get("optimizationType", "") not in OPTIMIZATION_TYPES:
-                _problem(
-                    p,
-                    "optimizationInfo.optimizationType",
-                    f"must be one of {list(OPTIMIZATION_TYPES)}",
-                )
-            if oi.get("quantizationType", "") not in QUANTIZATION_TYPES:
-                _problem(
-                    p,
-                    "optimizationInfo.quantizationType",
-                    f"must be one of {list(QUANTIZATION_TYPES)}",
-                )
-    raise_if(p)
+        raise ApiError(400, "VALIDATION_ERROR", "body must be a JSON object", field="")
+    return body
+
+
+def validate_start(body: Any, allowed_extensions: list[str]) -> StartRequest:
+    """The parsed start request, or ApiError(400) naming each bad field."""
+    try:
+        request = StartRequest.model_validate(_body_object(body))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    if request.file_context == "model" and request.file_extension not in allowed_extensions:
+        message = f"fileExtension: must be one of {allowed_extensions} for model files"
+        raise ApiError(400, "VALIDATION_ERROR", message, field="fileExtension")
+    return request
+
+
+def validate_deploy(model_type: str | None, body: Any) -> DeployRequest:
+    """The parsed deploy request, or ApiError(400) naming each bad field (query and body)."""
+    problems: list[dict[str, Any]] = []
+    try:
+        DeployQuery.model_validate({"modelType": model_type} if model_type else {})
+    except ValidationError as exc:
+        problems += _problems(exc)
+    try:
+        request = DeployRequest.model_validate(body)
+    except ValidationError as exc:
+        problems += _problems(exc)
+    if problems:
+        raise ApiError(400, "VALIDATION_ERROR", problems[0]["msg"], errors=problems)
+    return request

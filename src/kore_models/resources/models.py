@@ -6,7 +6,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,9 @@ from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
 from ..results import ExportResult, ImportResult
 from ..transfer.download import DEFAULT_RANGES, download_file, normalise_sha256
-from ..transfer.localfile import check_local_file
 from ..transfer.partfile import resolve_destination
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
+from ..transfer.source import prepare_source
 from ..transfer.upload import import_file
 from ..types import DeployConfig, JobDocument, ModelType
 from ._parse import parse_as
@@ -101,14 +101,25 @@ class Models:
         return await self._await(job, timeout, on_update) if wait else job
 
     @staticmethod
-    def check_file(path: str | os.PathLike[str]) -> int:
+    def check_file(
+        path: str | os.PathLike[str],
+        *,
+        exclude: Sequence[str] = (),
+        include: Sequence[str] = (),
+        as_tar: bool = False,
+    ) -> int:
         """The checks ``import_file`` makes before sending anything, alone (blocking).
 
-        Returns the file's size; raises LocalFileError saying why it cannot be imported
-        (missing, a folder, not a regular file, empty, unreadable). For preflights of many
-        files, e.g. a manifest, before the first upload.
+        Returns the size that would be sent (for a folder: its tar's); raises
+        LocalFileError saying why it cannot be imported (missing, not a regular file,
+        empty, unreadable, a lone model file without ``as_tar``, a folder with entries
+        that cannot be archived). For preflights of many files, e.g. a manifest, before
+        the first upload.
         """
-        return check_local_file(Path(os.fspath(path)).expanduser())
+        source = prepare_source(
+            Path(os.fspath(path)).expanduser(), exclude=exclude, include=include, as_tar=as_tar
+        )
+        return source.size
 
     async def import_file(
         self,
@@ -121,8 +132,17 @@ class Models:
         resume: bool = True,
         wait: bool = True,
         job_timeout: float | None = None,
+        exclude: Sequence[str] = (),
+        include: Sequence[str] = (),
+        as_tar: bool = False,
     ) -> ImportResult:
         """Import a model file: plan, start a session, upload chunks, complete, await the job.
+
+        ``path`` may be a folder: it is sent as ``<folder>.tar``, generated while it
+        uploads (no temporary file), leaving out ``.git/``, ``.cache/``, ``__pycache__/``,
+        ``.ipynb_checkpoints/`` and ``.DS_Store`` plus the .gitignore-style ``exclude``
+        patterns; ``include`` patterns bring paths back. A lone model file such as
+        ``model.safetensors`` is refused unless ``as_tar`` sends it as a one-member tar.
 
         ``chunk_size`` takes bytes or a text such as ``"16MiB"``; it and ``concurrency``
         obey the same bounds as the settings. ``job_timeout`` is a hard deadline for the
@@ -141,6 +161,9 @@ class Models:
             resume=resume,
             wait=wait,
             job_timeout=job_timeout,
+            exclude=exclude,
+            include=include,
+            as_tar=as_tar,
         )
 
     async def export_to_file(

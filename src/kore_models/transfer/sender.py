@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._body import FileSlice
 from .._retry import RetryBudget, is_retryable
 from ..errors import (
     BadRequestError,
@@ -26,9 +24,9 @@ from ..errors import (
 from ..settings import Settings
 from ..types import JobDocument
 from .journal import Fingerprint, Journal, JournalRecord
-from .localfile import file_extension
 from .plan import Chunk, ChunkPlan
 from .progress import ProgressTracker
+from .source import UploadSource
 
 if TYPE_CHECKING:
     from ..resources.files import Files
@@ -93,7 +91,7 @@ class ChunkSender:
         self,
         files: Files,
         settings: Settings,
-        path: Path,
+        source: UploadSource,
         plan: ChunkPlan,
         fingerprint: Fingerprint,
         journal: Journal,
@@ -103,7 +101,8 @@ class ChunkSender:
     ):
         self.files = files
         self.settings = settings
-        self.path = path
+        self.source = source
+        self.path = source.path
         self.plan = plan
         self.fingerprint = fingerprint
         self.journal = journal
@@ -126,8 +125,8 @@ class ChunkSender:
         session = await self.files.start_session(
             file_context="model",
             total_chunks=self.plan.total_chunks,
-            file_extension=file_extension(self.path),
-            file_name=self.path.name,
+            file_extension=self.source.extension,
+            file_name=self.source.upload_name,
             file_size=self.plan.file_size,
             is_adapter=self.is_adapter,
         )
@@ -166,19 +165,13 @@ class ChunkSender:
             sent = 0
             self.tracker.retried()
 
-        body = FileSlice(
-            self.path,
-            chunk.offset,
-            chunk.length,
-            file_size=self.fingerprint.size,
-            mtime_ns=self.fingerprint.mtime_ns,
-        )
+        body = self.source.body(chunk, self.fingerprint)
         try:
             ack = await self.files.upload_chunk(
                 self.record.session_id,
                 chunk.number,
                 body,
-                filename=self.path.name,
+                filename=self.source.upload_name,
                 on_bytes=on_bytes,
                 budget=self.budget,
                 on_retry=on_retry,

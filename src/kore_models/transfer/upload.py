@@ -2,7 +2,9 @@
 
 How it works:
 1. The local file is checked (exists, a regular file, readable, not empty) and planned
-   into chunks before any request is sent; its fingerprint is taken in a thread.
+   into chunks before any request is sent; its fingerprint is taken in a thread. A
+   folder is listed and checked instead and sent as a tar generated on the fly
+   (:mod:`.source`, :mod:`.tarstream`): chunks are byte ranges of that tar.
 2. With ``resume``, the journal of an earlier run is reused when it matches the file,
    the plan and the host and its session has not expired; only unacknowledged chunks
    are sent. Otherwise a session is started and a new journal written.
@@ -20,25 +22,27 @@ How it works:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ..errors import FileChangedError, JobFailedError, KoreError, UploadError
+from ..errors import JobFailedError, KoreError, UploadError
 from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
-from .journal import Journal, JournalRecord, fingerprint_file, journal_path
+from .journal import Journal, JournalRecord, journal_path
 from .local_state import RunLock, check_writable_dir
-from .localfile import check_local_file
 from .plan import ChunkPlan, plan_chunks
 from .progress import Phase, ProgressCallback, ProgressTracker
 from .sender import ChunkSender, SessionGone
+from .source import UploadSource, prepare_source
 
 if TYPE_CHECKING:
     from ..resources.dock_status import DockStatus
@@ -62,6 +66,9 @@ async def import_file(
     resume: bool = True,
     wait: bool = True,
     job_timeout: float | None = None,
+    exclude: Sequence[str] = (),
+    include: Sequence[str] = (),
+    as_tar: bool = False,
 ) -> ImportResult:
     """Upload ``path`` in chunks, complete the session and (with ``wait``) await the job.
 
@@ -69,12 +76,18 @@ async def import_file(
     the caller gave explicitly may exceed ``max_chunk_size``; the planner only raises the
     size when the file needs more than ``max_chunks`` chunks. ``job_timeout`` is a hard
     deadline for the server's job, not the upload, which is bounded by the retry rulebook
-    and the stall timeout instead.
+    and the stall timeout instead. A folder (or, with ``as_tar``, one file) is sent as a
+    tar; ``exclude``/``include`` are its .gitignore-style patterns.
     """
     started = time.monotonic()
     file_path = Path(os.fspath(path))
     file_path = await anyio.to_thread.run_sync(file_path.expanduser)
-    size = await anyio.to_thread.run_sync(check_local_file, file_path)
+    source = await anyio.to_thread.run_sync(
+        functools.partial(
+            prepare_source, file_path, exclude=exclude, include=include, as_tar=as_tar
+        )
+    )
+    size = source.size
     plan = plan_chunks(
         size,
         settings.chunk_size,
@@ -94,7 +107,7 @@ async def import_file(
             files,
             dock_status,
             settings,
-            file_path,
+            source,
             plan,
             tracker,
             is_adapter=is_adapter,
@@ -112,7 +125,7 @@ async def _run_import(
     files: Files,
     dock_status: DockStatus,
     settings: Settings,
-    file_path: Path,
+    source: UploadSource,
     plan: ChunkPlan,
     tracker: ProgressTracker,
     *,
@@ -123,6 +136,7 @@ async def _run_import(
     started: float,
 ) -> ImportResult:
     """The import after planning: check the state folder, lock, then the import itself."""
+    file_path = source.path
     journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     # Before any request: a journal that cannot be written would leave a session and a
     # model on the server that no later run can find (an orphan on every attempt).
@@ -138,7 +152,7 @@ async def _run_import(
             files,
             dock_status,
             settings,
-            file_path,
+            source,
             plan,
             tracker,
             journal,
@@ -154,7 +168,7 @@ async def _import_locked(
     files: Files,
     dock_status: DockStatus,
     settings: Settings,
-    file_path: Path,
+    source: UploadSource,
     plan: ChunkPlan,
     tracker: ProgressTracker,
     journal: Journal,
@@ -167,7 +181,8 @@ async def _import_locked(
 ) -> ImportResult:
     """Resume or start, send, complete, wait (the journal's lock is held)."""
     size = plan.file_size
-    fingerprint = await anyio.to_thread.run_sync(fingerprint_file, file_path)
+    file_path = source.path
+    fingerprint = await anyio.to_thread.run_sync(source.fingerprint)
     record = await anyio.to_thread.run_sync(journal.load) if resume else None
     live = record is not None and (
         record.host == settings.host
@@ -197,7 +212,7 @@ async def _import_locked(
     upload = ChunkSender(
         files,
         settings,
-        file_path,
+        source,
         plan,
         fingerprint,
         journal,
@@ -225,11 +240,7 @@ async def _import_locked(
         )
         try:
             await upload.send_chunks([c for c in plan.chunks if c.number not in done])
-            now_fp = await anyio.to_thread.run_sync(fingerprint_file, file_path)
-            if now_fp != fingerprint:
-                raise FileChangedError(
-                    f"{file_path} changed while it was being uploaded; the import was stopped"
-                )
+            await anyio.to_thread.run_sync(source.check_unchanged, fingerprint)
             tracker.phase(Phase.COMPLETING)
             job = await upload.complete()
         except SessionGone as exc:

@@ -1,0 +1,1 @@
+"""Tests: model folders (listing, filter, virtual tar, folder imports)."""
