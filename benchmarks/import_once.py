@@ -68,7 +68,10 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
     status: str | None = "SUCCESS"
     model_id: str | None = None
     if args.mode == "library":
-        async with KoreClient(host=args.host, api_key=args.key, state_dir=args.state_dir) as kore:
+        network = {"ca_bundle": args.ca_bundle, "proxy": args.proxy}
+        async with KoreClient(
+            host=args.host, api_key=args.key, state_dir=args.state_dir, **network
+        ) as kore:
             result = await kore.models.import_file(
                 path,
                 chunk_size=args.chunk_size,
@@ -109,10 +112,19 @@ def main() -> None:
     )
     parser.add_argument("--lag", action="store_true", help="run the 5 ms ticker alongside")
     parser.add_argument("--state-dir", default=None)
+    parser.add_argument("--ca-bundle", default=None, help="for an https:// emulator")
+    parser.add_argument("--proxy", default=None, help="a proxy on loopback")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     args = parser.parse_args()
-    if not args.host.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
+    loopback = ("127.0.0.1", "[::1]", "localhost")
+    if not args.host.startswith(tuple(f"{s}://{h}" for s in ("http", "https") for h in loopback)):
         parser.error("benchmarks only talk to loopback")
-    print(json.dumps(asyncio.run(_import(args))))
+    if args.uvloop:
+        import uvloop  # an optional speed-up tried by the TLS benchmark
+
+        print(json.dumps(uvloop.run(_import(args))))
+    else:
+        print(json.dumps(asyncio.run(_import(args))))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from ._encoding import (
     UnsupportedEncodingError,
     read_error_text,
 )
+from ._network import Network
 from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
 from ._urls import display_url, redirect_target, scrubbed, url_secrets
 from .errors import (
@@ -148,6 +149,7 @@ class Transport:
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
+        self.network = Network(settings, owns_session=self._owns_session)  # proxies, TLS
 
     def __repr__(self) -> str:
         return f"Transport(host={self.settings.host!r})"
@@ -166,9 +168,13 @@ class Transport:
             # No pool limit: every request of this client is already bounded by the
             # worker pools of its transfers (all imports, parallel files included) and
             # its callers; a second, smaller limit here would only queue them.
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+            ssl = self.network.ssl_context or True
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ssl=ssl)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self.timeout, raise_for_status=False
+                connector=connector,
+                timeout=self.timeout,
+                raise_for_status=False,
+                middlewares=[self.network.middleware()],
             )
         return self._session
 
@@ -278,6 +284,7 @@ class Transport:
                     method=method,
                     url=url,
                 ) from None
+            await self.network.after_failure(exc, url)
             raise self._map_transport_error(exc, method, url) from None
         request_id = _request_id(resp_headers)
         log.debug("<- %s %s %d (request id %s)", method, url, status, request_id)
@@ -320,6 +327,9 @@ class Transport:
     def _map_transport_error(self, exc: BaseException, method: str, url: str) -> KoreError:
         if isinstance(exc, KoreError):
             return exc
+        network = self.network.classify(exc, method, url)  # TLSError, ProxyError
+        if network is not None:
+            return network
         detail = redact(str(exc) or type(exc).__name__, self.secret)
         if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
             return KoreTimeoutError(f"{method} {url}: timed out ({detail})", method=method, url=url)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -164,6 +164,25 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         default_factory=default_state_dir,
         description="Folder of resume journals (default $XDG_STATE_HOME/kore-models)",
+    )
+
+    proxy: SecretStr | None = Field(
+        default=None,
+        description="Proxy URL, http://[USER:PASSWORD@]HOST:PORT; beats HTTPS_PROXY/HTTP_PROXY/"
+        "ALL_PROXY (NO_PROXY still applies)",
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file (or hashed folder) of CAs to trust instead of the default store; "
+        "else REQUESTS_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR",
+    )
+    client_cert: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (may hold the key)"
+    )
+    client_key: Path | None = Field(default=None, description="PEM key of the client certificate")
+    trust: Literal["default", "system"] = Field(
+        default="default",
+        description="default: Python's CA store; system: the operating system's (truststore)",
     )
 
     poll_initial: float = Field(default=0.5, gt=0, description="First poll interval, s")
