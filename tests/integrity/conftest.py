@@ -16,16 +16,10 @@ import random
 import shutil
 import subprocess
 import tarfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-
-from kore_models import KoreClient
-from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from tests.support.transfer import CHUNK, KEY, ClientFactory, EmuControl
 
 FileFactory = Callable[[int], Path]
 
@@ -68,46 +62,6 @@ def write_tar(tmp_path: Path) -> FileFactory:
         return path
 
     return write
-
-
-@pytest.fixture
-async def emu(tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    config = EmulatorConfig(api_key=KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
-    async with run_emulator(config) as server:
-        yield server
-
-
-@pytest.fixture
-async def ctl(emu: RunningEmulator) -> AsyncIterator[EmuControl]:
-    async with aiohttp.ClientSession() as http:
-        yield EmuControl(emu, http)
-
-
-@pytest.fixture
-async def clients(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[ClientFactory]:
-    made: list[KoreClient] = []
-
-    def build(**overrides: Any) -> KoreClient:
-        options: dict[str, Any] = {
-            "host": emu.url,
-            "api_key": KEY,
-            "state_dir": tmp_path / "state",
-            "retry_sleeps": False,
-            "chunk_size": CHUNK,
-            "concurrency": 4,
-            "read_block_size": 16 * 1024,
-            "poll_initial": 0.02,
-            "poll_max": 0.1,
-            "poll_min_interval": 0.02,
-            **overrides,
-        }
-        client = KoreClient(**options)
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        await client.aclose()
 
 
 @pytest.fixture
