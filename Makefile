@@ -6,8 +6,11 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed-dev
 DOCS_STAMP := $(VENV)/.installed-docs
+# mitmproxy pins many packages, so it lives in its own venv; tests/network finds mitmdump there.
+TOOLS_VENV ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit docs soak bench bench-quick clean
+.PHONY: tools demo test check lint typecheck unit docs soak bench bench-quick clean
 
 $(BASE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +27,13 @@ $(DOCS_STAMP): $(BASE)
 	$(BIN)/python -m pip install --quiet -e . --group docs
 	touch $(DOCS_STAMP)
 
+$(TOOLS_STAMP):
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet "mitmproxy>=11"
+	touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
+
 demo: $(BASE)
 	$(BIN)/kore-models demo
 
@@ -38,8 +48,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src benchmarks tests
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# KORE_REQUIRE_TOOLS: the network tests fail (never skip) when mitmdump is missing.
+unit: $(STAMP) $(TOOLS_STAMP)
+	KORE_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Builds the site with --strict (broken links, missing pages, stale settings fail) into a temp dir.
 docs: $(DOCS_STAMP)
@@ -56,4 +67,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) build dist .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Case 9: concurrency "auto" against fixed 1-32 on four network profiles, and the rate cap.
+"""Case autotune: concurrency "auto" against fixed 1-32 on four network profiles, and the rate cap.
 
 Each profile runs in its own emulator process; every import is a child process
 (``benchmarks.import_once``) with the event-loop ticker on. Figures per profile: auto
@@ -35,6 +35,7 @@ from .harness import (
     run_child,
 )
 
+CASE = "autotune"
 FIXED = (1, 2, 4, 8, 16, 32)
 SETTINGS = ("auto", *(str(c) for c in FIXED))
 WAN = {"latency_ms": 50.0, "throughput_bytes_per_second": 20e6}
@@ -168,12 +169,12 @@ def _profile_figures(profile: Profile) -> list[Figure]:
     )
     figures = [
         Figure(
-            "9", f"P{profile.key} {profile.title}: auto / best fixed", "x", vs_best,
+            CASE, f"P{profile.key} {profile.title}: auto / best fixed", "x", vs_best,
             ">= 0.9", at_least(vs_best, 0.9), notes,
             extra={k: profile.mbps(k) for k in SETTINGS},
         ),
         Figure(
-            "9", f"P{profile.key}: auto / fixed 8", "x", vs_8, ">= 0.95 (never below fixed 8)",
+            CASE, f"P{profile.key}: auto / fixed 8", "x", vs_8, ">= 0.95 (never below fixed 8)",
             at_least(vs_8, 0.95) or (eight_failed and not vs_8),
             "same repetition; 5 % allowed for the noise of a shared machine"
             + ("; fixed 8 failed (retries exhausted) in some runs" if eight_failed else ""),
@@ -183,7 +184,7 @@ def _profile_figures(profile: Profile) -> list[Figure]:
         share = [100 * r["rejected"] / max(1, r["chunk_requests"]) for r in profile.results["auto"]]
         figures.append(
             Figure(
-                "9", "P4: chunk requests answered 429 (auto)", "%", share, "< 5%",
+                CASE, "P4: chunk requests answered 429 (auto)", "%", share, "< 5%",
                 at_most(share, 4.999),
                 "fixed 8/16/32: " + ", ".join(
                     f"{k} {statistics.median(100 * r['rejected'] / max(1, r['chunk_requests']) for r in profile.results[k]):.0f}%"  # noqa: E501
@@ -206,7 +207,7 @@ def _limit_rate(ctx: Context, emu: Emulator, reps: int) -> Figure:
         whole.append(size / child.output["seconds"] / rate)
     ok = bool(measured) and 0.95 <= statistics.median(measured) <= 1.05
     return Figure(
-        "9", "--limit-rate 50MB/s: measured / set (loopback)", "x", measured, "0.95-1.05", ok,
+        CASE, "--limit-rate 50MB/s: measured / set (loopback)", "x", measured, "0.95-1.05", ok,
         f"{fmt_size(size)} imported; bytes per second of the upload after its first 2 s "
         f"(whole import incl. session, complete and job: {statistics.median(whole):.3f}x)",
     )  # fmt: skip
@@ -250,7 +251,7 @@ def run(ctx: Context) -> list[Figure]:
     loopback = profiles[0].mbps("auto")
     figures.append(
         Figure(
-            "9", "Loopback auto / one-POST curl limit", "x", [v / curl_limit for v in loopback],
+            CASE, "Loopback auto / one-POST curl limit", "x", [v / curl_limit for v in loopback],
             ">= 0.8", at_least([v / curl_limit for v in loopback], 0.8),
             f"curl limit {curl_limit:.0f} MB/s",
         )
@@ -262,13 +263,13 @@ def run(ctx: Context) -> list[Figure]:
         f"{statistics.median(i['max_ms'] for i in idle):.0f} ms (median of 3 runs of 5 s)"
     )
     figures += [
-        Figure("9", "Event-loop lag p99 (auto, all profiles)", "ms", lag_p99, "<= 10 ms",
+        Figure(CASE, "Event-loop lag p99 (auto, all profiles)", "ms", lag_p99, "<= 10 ms",
                at_most(lag_p99, 10.0), f"5 ms ticker in the importing loop; {control}"),
-        Figure("9", "Event-loop lag max (auto, all profiles)", "ms", lag_max, "<= 50 ms",
+        Figure(CASE, "Event-loop lag max (auto, all profiles)", "ms", lag_max, "<= 50 ms",
                at_most(lag_max, 50.0), "the worst wake-up of each run; where the loop thread "
                "was during stalls over 15 ms (ms seen, all auto runs): " + "; ".join(
                    f"{site} {ms:.0f}" for site, ms in stall_sites.most_common(4))),
-        Figure("9", "Peak RSS (auto, all profiles)", "MiB", rss, "<= 100 MiB",
+        Figure(CASE, "Peak RSS (auto, all profiles)", "MiB", rss, "<= 100 MiB",
                at_most(rss, 100.0), "VmHWM of the importing process"),
     ]  # fmt: skip
     name = "quick-autotune.png" if ctx.quick else "autotune.png"

@@ -1,4 +1,4 @@
-"""The plot of case 9: throughput against fixed concurrency per profile, with auto marked."""
+"""The plot of case autotune: throughput against fixed concurrency per profile, with auto marked."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -78,12 +79,19 @@ def make_file(path: Path, size: int) -> Path:
 # ---- the emulator in its own process ------------------------------------------------
 
 
-def _http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-    assert url.startswith(("http://127.0.0.1", "http://[::1]")), url
+def _http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    ca: Path | None = None,
+) -> Any:
+    assert url.startswith(("http://127.0.0.1", "http://[::1]", "https://127.0.0.1")), url
     data = None if body is None else json.dumps(body).encode()
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     req = urllib.request.Request(url, data=data, headers=hdrs, method=method)  # noqa: S310
-    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
+    context = None if ca is None else ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(req, timeout=30, context=context) as resp:  # noqa: S310
         return json.loads(resp.read() or b"null")
 
 
@@ -91,7 +99,9 @@ class Emulator(EmulatorProcess):
     """The shared launcher (``kore_models.emulator.process``) with benchmark defaults:
     discard storage, instant jobs, its log kept in the data dir, options patched at start."""
 
-    def __init__(self, data_dir: Path, *, storage: str = "discard", **options: Any):
+    def __init__(
+        self, data_dir: Path, *, storage: str = "discard", tls: bool = False, **options: Any
+    ):
         job_seconds = str(options.pop("job_seconds", 0.0))
         super().__init__(
             data_dir,
@@ -99,10 +109,17 @@ class Emulator(EmulatorProcess):
             storage,
             "--job-seconds",
             job_seconds,
+            *(["--tls"] if tls else []),
             api_key=KEY,
             stderr_path=data_dir / "emulator.log",
         )
         self.options = options
+        self.ca: Path | None = data_dir / "tls" / "ca.pem" if tls else None
+        """With tls: the CA the emulator generated (``--ca-bundle`` for clients)."""
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        """``/_emulator{path}`` over http or, with tls, https trusting the emulator's CA."""
+        return _http(method, f"{self.url}/_emulator{path}", body, ca=self.ca)
 
     def __enter__(self) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +134,7 @@ class Emulator(EmulatorProcess):
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """An API call with the key, e.g. ``call("POST", "/models/cm-1/export")``."""
-        return _http(method, f"{self.api}{path}", body, {"x-api-key": KEY})
+        return _http(method, f"{self.api}{path}", body, {"x-api-key": KEY}, ca=self.ca)
 
     def start_session(self, total_chunks: int, size: int, name: str = "bench.tar") -> str:
         body = {
@@ -300,10 +317,12 @@ class Context:
             self.files[size] = make_file(self.scratch / f"bench-{size // MiB}MiB.tar", size)
         return self.files[size]
 
-    def emulator(self, name: str, *, storage: str = "discard", **options: Any) -> Emulator:
+    def emulator(
+        self, name: str, *, storage: str = "discard", tls: bool = False, **options: Any
+    ) -> Emulator:
         folder = self.scratch / f"emulator-{name}"
         shutil.rmtree(folder, ignore_errors=True)
-        return Emulator(folder, storage=storage, **options)
+        return Emulator(folder, storage=storage, tls=tls, **options)
 
 
 def child_python(module: str, *args: str) -> list[str]:

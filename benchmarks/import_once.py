@@ -87,12 +87,14 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
     model_id: str | None = None
     pacing: dict[str, Any] = {}
     if args.mode == "library":
+        network = {"ca_bundle": args.ca_bundle, "proxy": args.proxy}
         async with KoreClient(
             host=args.host,
             api_key=args.key,
             state_dir=args.state_dir,
             concurrency=args.concurrency,
             limit_rate=args.limit_rate,
+            **network,
         ) as kore:
             samples: list[tuple[float, int]] = []
 
@@ -155,10 +157,19 @@ def main() -> None:
         "--stalls", action="store_true", help="sample the loop thread's stack when it stalls"
     )
     parser.add_argument("--state-dir", default=None)
+    parser.add_argument("--ca-bundle", default=None, help="for an https:// emulator")
+    parser.add_argument("--proxy", default=None, help="a proxy on loopback")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     args = parser.parse_args()
-    if not args.host.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
+    loopback = ("127.0.0.1", "[::1]", "localhost")
+    if not args.host.startswith(tuple(f"{s}://{h}" for s in ("http", "https") for h in loopback)):
         parser.error("benchmarks only talk to loopback")
-    print(json.dumps(asyncio.run(_import(args))))
+    if args.uvloop:
+        import uvloop  # an optional speed-up tried by the TLS benchmark
+
+        print(json.dumps(uvloop.run(_import(args))))
+    else:
+        print(json.dumps(asyncio.run(_import(args))))
 
 
 if __name__ == "__main__":

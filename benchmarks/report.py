@@ -25,7 +25,9 @@ CASES = {
     "6": "Download of an export vs curl -o",
     "7": "Poller cost",
     "8": "Model folder as a tar made on the fly",
-    "9": "Self-tuning: auto vs fixed concurrency on four profiles, rate cap",
+    "9": "Over TLS: import vs curl, CPU, lag, proxy cost",
+    "integrity": "SHA-256 of every import: throughput and CPU",
+    "autotune": "Self-tuning: auto vs fixed concurrency on four profiles, rate cap",
 }
 
 CASE_TEXT = """\
@@ -53,7 +55,17 @@ CASE_TEXT = """\
    against the very same bytes as one tar file, in turn in the same run (default settings,
    order alternating); the folder import's peak RSS; and planning a 10,000-file folder (listing,
    checks, archive size, fingerprint) in a fresh process.
-9. **Self-tuning** — `concurrency="auto"` against fixed 1, 2, 4, 8, 16, 32 on four emulator
+9. **Over TLS** — the same 1 GiB import into an emulator serving HTTPS (`--tls`, TLS 1.3),
+   against `curl --form` of the same file with `--cacert` in the same repetition; client CPU
+   per GiB of both (curl's from wait4); event-loop lag p99 of the TLS import; the import again
+   through a forward proxy (proxy.py, a CONNECT tunnel) and, if installed, on uvloop. Only
+   case 9 runs over TLS; cases 1-8 use plain http on loopback.
+integrity. **SHA-256 of every import** — 1 GiB imports with the trailing hasher on and off
+   (a stand-in that hashes nothing), alternated: both throughputs and their ratio, the hashing
+   thread's CPU per GiB beside the whole import's; the same pairs with the emulator capped at
+   25 MB/s per connection (network-bound); `verify` (download hashed, not written) against
+   `export_to_file` of the same model.
+autotune. **Self-tuning** — `concurrency="auto"` against fixed 1, 2, 4, 8, 16, 32 on four emulator
    profiles: loopback; WAN (50 ms per request, 20 MB/s per connection); a capped uplink (the
    same plus 60 MB/s in total); a guarded server (4 chunk requests in flight, 429 with
    Retry-After: 1 beyond, 20 MB/s per connection). Slow settings use smaller files (listed in

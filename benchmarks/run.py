@@ -24,7 +24,9 @@ CASES: dict[str, tuple[str, str]] = {
     "6": ("benchmarks.cases_download", "run"),
     "7": ("benchmarks.cases_poller", "run"),
     "8": ("benchmarks.cases_folder", "run"),
-    "9": ("benchmarks.cases_autotune", "run"),
+    "9": ("benchmarks.cases_tls", "run"),
+    "integrity": ("benchmarks.cases_integrity", "run"),
+    "autotune": ("benchmarks.cases_autotune", "run"),
 }
 
 

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "_atomic": 2,
     "_urls": 2,
     "results": 3,
+    "_proxy": 3,
     "_retry": 4,
     "_pace": 4,
     "_network": 4,

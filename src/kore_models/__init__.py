@@ -38,7 +38,7 @@ from .errors import (
     UploadError,
 )
 from .progress_display import RichProgress
-from .results import DownloadResult, ExportResult, ImportResult
+from .results import DownloadResult, ExportResult, ImportResult, VerifyResult
 from .settings import Settings
 from .sync import SyncKoreClient
 from .transfer.progress import Phase, ProgressEvent
@@ -112,5 +112,6 @@ __all__ = [
     "TransportError",
     "UnprocessableEntityError",
     "UploadError",
+    "VerifyResult",
     "__version__",
 ]

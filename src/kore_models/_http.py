@@ -29,6 +29,7 @@ from ._encoding import (
     UnsupportedEncodingError,
     read_error_text,
 )
+from ._network import Network
 from ._pace import PacedAttempts, RequestPacing
 from ._retry import RetryBudget, RetryPolicy, call_with_retry, parse_retry_after
 from ._urls import display_url, redirect_target, scrubbed, url_secrets
@@ -44,13 +45,7 @@ from .errors import (
 )
 from .settings import Settings
 
-__all__ = [
-    "ApiResponse",
-    "BodyFactory",
-    "Transport",
-    "encode_segment",
-    "same_origin",
-]
+__all__ = ["ApiResponse", "BodyFactory", "Transport", "encode_segment", "same_origin"]
 
 log = logging.getLogger("kore_models.http")
 
@@ -161,6 +156,7 @@ class Transport:
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
+        self.network = Network(settings, owns_session=self._owns_session)  # proxies, TLS
 
     def __repr__(self) -> str:
         return f"Transport(host={self.settings.host!r})"
@@ -179,9 +175,13 @@ class Transport:
             # No pool limit: every request of this client is already bounded by the
             # worker pools of its transfers (all imports, parallel files included) and
             # its callers; a second, smaller limit here would only queue them.
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+            ssl = self.network.ssl_context or True
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ssl=ssl)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self.timeout, raise_for_status=False
+                connector=connector,
+                timeout=self.timeout,
+                raise_for_status=False,
+                middlewares=[self.network.middleware()],
             )
         return self._session
 
@@ -217,11 +217,8 @@ class Transport:
         pace: RequestPacing | None = None,
         pace_bytes: int = 0,
     ) -> ApiResponse:
-        """Send one API call (retried per the rulebook) and return its parsed JSON.
-
-        Attempts are paced by the client (:class:`~._pace.PacedAttempts`): the Retry-After
-        pause always, and with ``pace`` a concurrency slot counting ``pace_bytes``.
-        """
+        """Send one API call (retried per the rulebook) and return its parsed JSON; each
+        attempt is paced by the client (``pace``: also a slot counting ``pace_bytes``)."""
         url = self.url_for(segments)
         paced = PacedAttempts(self.pacing, pace, pace_bytes)
 
@@ -299,6 +296,7 @@ class Transport:
                     method=method,
                     url=url,
                 ) from None
+            await self.network.after_failure(exc, url)
             raise self._map_transport_error(exc, method, url) from None
         request_id = _request_id(resp_headers)
         log.debug("<- %s %s %d (request id %s)", method, url, status, request_id)
@@ -341,6 +339,9 @@ class Transport:
     def _map_transport_error(self, exc: BaseException, method: str, url: str) -> KoreError:
         if isinstance(exc, KoreError):
             return exc
+        network = self.network.classify(exc, method, url)  # TLSError, ProxyError
+        if network is not None:
+            return network
         detail = redact(str(exc) or type(exc).__name__, self.secret)
         if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
             return KoreTimeoutError(f"{method} {url}: timed out ({detail})", method=method, url=url)

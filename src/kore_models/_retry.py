@@ -25,9 +25,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.stop import stop_base
 
 from .errors import (
+    ProxyError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    TLSError,
     TransportError,
 )
 
@@ -70,7 +72,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Connection errors, timeouts, stalls, 408, 429 and 5xx; never any other 4xx."""
+    """Connection errors, timeouts, stalls, 408, 429 and 5xx; never any other 4xx.
+
+    TLS failures and a proxy that refuses or cannot be reached are settings to fix, not
+    weather: they are not retried.
+    """
+    if isinstance(exc, (TLSError, ProxyError)):
+        return False
     if isinstance(exc, TransportError):
         return True
     if isinstance(exc, (RateLimitError, ServerError, RequestTimeoutError)):

@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from .types import JobDocument
 
-__all__ = ["DownloadResult", "ExportResult", "ImportResult"]
+__all__ = ["DownloadResult", "ExportResult", "ImportResult", "VerifyResult"]
 
 
 class _Result(BaseModel):
@@ -41,6 +41,7 @@ class ImportResult(_Result):
     seconds: float = Field(description="Wall time of this run")
     resumed: bool = Field(description="True when an earlier run's session was reused")
     job: JobDocument | None = Field(default=None, description="The final job document")
+    sha256: str = Field(description="SHA-256 (hex) of the bytes sent: sha256sum of the file")
 
 
 class DownloadResult(_Result):
@@ -64,3 +65,18 @@ class ExportResult(_Result):
     seconds: float = Field(description="Wall time, export job and download")
     resumed_from: int = Field(description="Bytes kept from an earlier, interrupted download")
     sha256: str = Field(description="SHA-256 of the file (hex)")
+
+
+class VerifyResult(_Result):
+    """A model on the server compared with a local file by SHA-256."""
+
+    model_id: str = Field(description="The model verified")
+    dock_status_id: str | None = Field(description="The export job's dock-status id")
+    path: Path = Field(description="The local file compared")
+    local_bytes: int = Field(description="Size of the local file")
+    local_sha256: str = Field(description="SHA-256 of the local file (hex)")
+    model_bytes: int = Field(description="Size of the model the server exported")
+    model_sha256: str = Field(description="SHA-256 of the model the server exported (hex)")
+    matches: bool = Field(description="True when both digests are equal")
+    kept: Path | None = Field(default=None, description="Where the download was kept, if asked")
+    seconds: float = Field(description="Wall time, export job and download")

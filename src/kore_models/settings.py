@@ -195,6 +195,25 @@ class Settings(BaseSettings):
         description="Folder of resume journals (default $XDG_STATE_HOME/kore-models)",
     )
 
+    proxy: SecretStr | None = Field(
+        default=None,
+        description="Proxy URL, http://[USER:PASSWORD@]HOST:PORT; beats HTTPS_PROXY/HTTP_PROXY/"
+        "ALL_PROXY (NO_PROXY still applies)",
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file (or hashed folder) of CAs to trust instead of the default store; "
+        "else REQUESTS_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR",
+    )
+    client_cert: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (may hold the key)"
+    )
+    client_key: Path | None = Field(default=None, description="PEM key of the client certificate")
+    trust: Literal["default", "system"] = Field(
+        default="default",
+        description="default: Python's CA store; system: the operating system's (truststore)",
+    )
+
     poll_initial: float = Field(default=0.5, gt=0, description="First poll interval, s")
     poll_max: float = Field(default=10.0, gt=0, description="Largest poll interval, s")
     poll_multiplier: float = Field(

@@ -20,7 +20,7 @@ BLOCK = re.compile(r"<!-- help: (?P<args>[^>]*?) -->\n```text\n(?P<body>.*?)```\
 TABLE = re.compile(r"<!-- exit-codes -->\n(?P<body>.*?)<!-- /exit-codes -->\n", re.S)
 COMMANDS = [
     "", "import", "export", "download", "deploy", "undeploy", "status", "config", "config show",
-    "completion", "demo",
+    "completion", "demo", "verify", "history", "journals",
 ]  # fmt: skip
 # documented on their own page (docs/emulator.md), linked from docs/cli.md
 ELSEWHERE = {"emulator"}

@@ -18,15 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from kore_models import KoreClient
-from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from tests.download.download_support import KEY, HostileServer, RawServer, start_server
-from tests.support.transfer import CHUNK, ClientFactory, EmuControl, FileMaker
-from tests.support.transfer import KEY as EMULATOR_KEY
 
 HostileFactory = Callable[[], Awaitable[HostileServer]]
 
@@ -86,60 +82,3 @@ async def client_for(tmp_path: Path) -> AsyncIterator[ClientFor]:
     yield build
     for client in made:
         await client.aclose()
-
-
-# ---- the emulator (as in the transfer suite) -------------------------------------------
-
-
-@pytest.fixture
-async def emu(tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    config = EmulatorConfig(api_key=EMULATOR_KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
-    async with run_emulator(config) as server:
-        yield server
-
-
-@pytest.fixture
-async def ctl(emu: RunningEmulator) -> AsyncIterator[EmuControl]:
-    async with aiohttp.ClientSession() as http:
-        yield EmuControl(emu, http)
-
-
-@pytest.fixture
-async def clients(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[ClientFactory]:
-    made: list[KoreClient] = []
-
-    def build(**overrides: Any) -> KoreClient:
-        options: dict[str, Any] = {
-            "host": emu.url,
-            "api_key": EMULATOR_KEY,
-            "state_dir": tmp_path / "state",
-            "retry_sleeps": False,
-            "chunk_size": CHUNK,
-            "concurrency": 4,
-            "read_block_size": 16 * 1024,
-            "poll_initial": 0.02,
-            "poll_max": 0.1,
-            "poll_min_interval": 0.02,
-            "read_timeout": 10.0,
-            "stall_timeout": 10.0,
-            **overrides,
-        }
-        client = KoreClient(**options)
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        await client.aclose()
-
-
-@pytest.fixture
-def kore(clients: ClientFactory) -> KoreClient:
-    return clients()
-
-
-@pytest.fixture
-def make_file(tmp_path: Path) -> FileMaker:
-    folder = tmp_path / "files"
-    folder.mkdir()
-    return FileMaker(folder)

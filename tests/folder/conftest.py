@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from kore_models import KoreClient
-from kore_models.emulator import EmulatorConfig, RunningEmulator, run_emulator
+from kore_models.emulator import RunningEmulator
 from tests.support.folders import model_files, pin_mtimes, write_tree
-from tests.support.transfer import CHUNK, KEY, EmuControl
+from tests.support.transfer import CHUNK, KEY
 
 
 @pytest.fixture
@@ -30,20 +29,6 @@ def model_folder(tmp_path: Path) -> Path:
     (root / "config.json").chmod(0o600)
     pin_mtimes(root)
     return root
-
-
-@pytest.fixture
-async def emu(tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    """A live emulator on a loopback port; jobs finish at once."""
-    config = EmulatorConfig(api_key=KEY, data_dir=tmp_path / "emu", job_seconds=0, seed=1)
-    async with run_emulator(config) as server:
-        yield server
-
-
-@pytest.fixture
-async def ctl(emu: RunningEmulator) -> AsyncIterator[EmuControl]:
-    async with aiohttp.ClientSession() as http:
-        yield EmuControl(emu, http)
 
 
 @pytest.fixture

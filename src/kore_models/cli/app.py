@@ -30,6 +30,9 @@ class _LazyGroup(KoreGroup):
     lazy_commands: ClassVar[dict[str, tuple[str, str]]] = {
         "demo": ("kore_models.cli.demo", "demo_command"),
         "emulator": ("kore_models.emulator.command", "emulator_command"),
+        "history": ("kore_models.cli.commands_ledger", "history_command"),
+        "journals": ("kore_models.cli.commands_ledger", "journals_command"),
+        "verify": ("kore_models.cli.commands_ledger", "verify_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

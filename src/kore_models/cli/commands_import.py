@@ -13,8 +13,10 @@ from pydantic import ValidationError
 
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
+from ..ledger import previous_import
 from ..results import ImportResult
 from ..settings import Settings
+from ..transfer.journal import regular_file_fingerprint
 from .context import Globals, get_globals, run_command
 from .dry_run import dry_run as run_dry
 from .errors import EXIT_OK, describe
@@ -39,6 +41,8 @@ class ImportOptions:
     exclude: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
     as_tar: bool = False
+    skip_existing: bool = False
+    verify: bool = False
 
 
 def _checked(value: str | None, setting: str) -> str | None:
@@ -93,7 +97,9 @@ def human_line(row: dict[str, Any], label: str) -> str | None:
             f"uploaded {label}: model {row['modelId']}, the server is processing it "
             f"(check: kore-models status {row['dockStatusId']})"
         )
-    return f"{head}, {size} ({rate}{resumed}{retries})"
+    digest = f", sha256 {row['sha256']}" if row.get("sha256") else ""
+    verified = ", verified on the server" if row.get("verified") else ""
+    return f"{head}, {size} ({rate}{resumed}{retries}){digest}{verified}"
 
 
 class _Run:
@@ -141,6 +147,35 @@ class _Run:
             "status": record.get("status"),
         }
 
+    async def _imported_before(self, entry: Entry, label: str) -> dict[str, Any] | None:
+        """With --skip-existing, the skip row of a file the ledger says was imported."""
+        settings = self.kore.settings
+        fingerprint = await anyio.to_thread.run_sync(regular_file_fingerprint, entry.path)
+        found, problem = await previous_import(
+            settings.state_dir, settings.host, entry.path, fingerprint
+        )
+        if problem:
+            self.out.warn(problem)
+        if found is None:
+            return None
+        when = found.finished_at.strftime("%Y-%m-%d %H:%M UTC")
+        if not self.options.skip_existing:
+            self.out.warn(
+                f"{label} was already imported to {found.host} as model {found.model_id} "
+                f"on {when}; importing it again creates a second model (--skip-existing skips it)"
+            )
+            return None
+        self.out.info(f"{label}: already imported as model {found.model_id} on {when}; skipping")
+        return {
+            "path": str(entry.path),
+            "isAdapter": entry.is_adapter,
+            "skipped": True,
+            "modelId": found.model_id,
+            "dockStatusId": found.dock_status_id,
+            "status": found.status,
+            "sha256": found.sha256,
+        }
+
     async def one(self, entry: Entry) -> dict[str, Any]:
         """Import ``entry``; failures become a row with ``error`` (unless raise_errors)."""
         label = _label(entry.path)
@@ -149,6 +184,9 @@ class _Run:
             if skipped is not None:
                 self.out.info(f"{label}: already imported (state file); skipping")
                 return skipped
+            earlier = await self._imported_before(entry, label)
+            if earlier is not None:
+                return earlier
             opts = self.options
             result = await self.kore.models.import_file(
                 entry.path,
@@ -163,6 +201,16 @@ class _Run:
                 as_tar=opts.as_tar,
             )
             row = import_row(entry.path, entry.is_adapter, result)
+            if opts.verify and result.model_id and result.status == "SUCCESS":
+                checked = await self.kore.models.verify(
+                    result.model_id,
+                    entry.path,
+                    local_sha256=result.sha256,
+                    exclude=opts.exclude,
+                    include=opts.include,
+                    as_tar=opts.as_tar,
+                )
+                row["verified"] = checked.matches
             if self.state is not None and row["dockStatusId"]:
                 await anyio.to_thread.run_sync(self.state.record, entry, row)
             return row
@@ -291,6 +339,16 @@ async def _run_imports(
 )
 @click.option("--no-resume", is_flag=True, help="Ignore resume journals; upload from scratch.")
 @click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip a file the ledger lists as imported to this host (same size, mtime, content).",
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="After the job succeeds, export the model and check its SHA-256 (exit 11 if not equal).",
+)
+@click.option(
     "--parallel-files",
     type=click.IntRange(1, 64),
     default=1,
@@ -328,6 +386,8 @@ def import_command(
     no_wait: bool,
     timeout: float | None,
     no_resume: bool,
+    skip_existing: bool,
+    verify: bool,
     parallel_files: int,
     manifest: Path | None,
     shard: Shard | None,
@@ -361,6 +421,8 @@ def import_command(
         raise click.UsageError("--shard needs --manifest")
     if adapter and manifest is not None:
         raise click.UsageError("with --manifest, mark adapters with isAdapter in the manifest")
+    if verify and no_wait:
+        raise click.UsageError("--verify needs the import job to finish; drop --no-wait")
     options = ImportOptions(
         chunk_size,
         concurrency,
@@ -370,6 +432,8 @@ def import_command(
         exclude=exclude,
         include=include,
         as_tar=as_tar,
+        skip_existing=skip_existing,
+        verify=verify,
     )
     if dry_run and manifest is not None:
         raise click.UsageError("--dry-run takes paths, not --manifest")

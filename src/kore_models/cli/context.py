@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from .._proxy import proxy_secrets
 from ..client import KoreClient
 from ..errors import ConfigurationError
 from ..settings import Settings
@@ -47,7 +48,7 @@ class Globals:
     sources: dict[str, str] = field(default_factory=dict)
 
     def output(self, *, json_mode: bool = False) -> Output:
-        """An Output for one command, with the key registered as a secret."""
+        """An Output for one command, with the key and proxy passwords registered as secrets."""
         out = Output(
             json_mode=json_mode,
             quiet=self.quiet,
@@ -55,6 +56,9 @@ class Globals:
             json_events=self.progress == "json",
         )
         out.add_secret(self.api_key)
+        explicit_proxy = self.settings.get("proxy") or os.environ.get("KORE_PROXY")
+        for password in proxy_secrets(str(explicit_proxy) if explicit_proxy else None):
+            out.add_secret(password)  # the proxy's password, from --proxy or *_PROXY
         return out
 
     def client(self, **settings: Any) -> KoreClient:

@@ -49,9 +49,11 @@ def sha256_file(path: Path) -> str:
 class EmulatorThread:
     """The emulator on its own event loop in a thread (so server and client use both cores)."""
 
-    def __init__(self, data_dir: Path, job_seconds: float):
+    def __init__(self, data_dir: Path, job_seconds: float, tls: bool = False):
         self.data_dir = data_dir
         self.job_seconds = job_seconds
+        self.tls = tls
+        self.ca_file: Path | None = None
         self.url = ""
         self.api_key = ""
         self._ready = threading.Event()
@@ -84,12 +86,15 @@ class EmulatorThread:
 
     async def _serve(self) -> None:
         from ..emulator import EmulatorConfig, run_emulator
+        from ..emulator.tls import EmulatorTLS
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         config = EmulatorConfig(data_dir=self.data_dir, job_seconds=self.job_seconds)
-        async with run_emulator(config, host="127.0.0.1", port=0) as emulator:
+        tls = EmulatorTLS() if self.tls else None
+        async with run_emulator(config, host="127.0.0.1", port=0, tls=tls) as emulator:
             self.url = emulator.url
+            self.ca_file = emulator.ca_file
             self.api_key = config.api_key
             self._ready.set()
             await self._stop.wait()
@@ -103,7 +108,12 @@ class _Step:
 
 
 async def _demo(
-    out: Output, root: Path, size: int, job_seconds: float, progress: str = "auto"
+    out: Output,
+    root: Path,
+    size: int,
+    job_seconds: float,
+    progress: str = "auto",
+    tls: bool = False,
 ) -> dict[str, Any]:
     from ..client import KoreClient
 
@@ -125,7 +135,7 @@ async def _demo(
         raise
     steps.append(_Step("generate", time.monotonic() - t0, f"{files} files"))
 
-    emulator = EmulatorThread(root / "emulator", job_seconds)
+    emulator = EmulatorThread(root / "emulator", job_seconds, tls=tls)
     t0 = time.monotonic()
     url = await asyncio.to_thread(emulator.start)
     out.info(f"    emulator listening on {url} (job time {job_seconds:g} s)")
@@ -138,6 +148,7 @@ async def _demo(
             poll_initial=0.25,
             poll_min_interval=0.25,
             poll_max=1.0,
+            ca_bundle=emulator.ca_file,  # with --tls: the CA the emulator generated
         ) as kore:
             out.add_secret(emulator.api_key)
             with ProgressDisplay(out, pick_mode(out, progress)) as display:
@@ -184,6 +195,7 @@ async def _demo(
     total = time.monotonic() - started
     return {
         "ok": True,
+        "tls": tls,
         "modelId": model_id,
         "folder": str(folder),
         "files": len(names),
@@ -238,6 +250,7 @@ def _summary_lines(result: dict[str, Any]) -> list[str]:
     type=click.Path(file_okay=False, path_type=Path),
     help="Work here instead of a fresh temporary folder (kept afterwards).",
 )
+@click.option("--tls", is_flag=True, help="Run it all over HTTPS (the emulator makes its own CA).")
 @click.option("--keep", is_flag=True, help="Keep the temporary folder and print its path.")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
@@ -246,6 +259,7 @@ def demo_command(
     size: int,
     job_seconds: float,
     work_dir: Path | None,
+    tls: bool,
     keep: bool,
     json_mode: bool,
 ) -> None:
@@ -265,7 +279,7 @@ def demo_command(
         root = Path(tempfile.mkdtemp(prefix="kore-models-demo-"))
 
     async def main() -> int:
-        result = await _demo(out, root, size, job_seconds, g.progress)
+        result = await _demo(out, root, size, job_seconds, g.progress, tls)
         out.result(result, _summary_lines(result))
         return EXIT_OK
 

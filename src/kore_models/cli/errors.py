@@ -201,6 +201,9 @@ def error_json(exc: BaseException, *secrets: str | None) -> dict[str, Any]:
         data["requestId"] = redact(rid, *secrets)
     if isinstance(exc, APIStatusError):
         data["httpStatus"] = exc.status_code
+    if isinstance(exc, IntegrityError):
+        data["expectedSha256"] = exc.expected
+        data["actualSha256"] = exc.actual
     job = getattr(exc, "dock_status_id", None)
     if isinstance(job, str):
         data["dockStatusId"] = job

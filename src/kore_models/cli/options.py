@@ -101,6 +101,46 @@ def global_options(*, on_group: bool) -> list[click.Option]:
             **env("KORE_LIMIT_RATE"),
         ),
         click.Option(
+            ["--proxy"],
+            metavar="URL",
+            hidden=hidden,
+            help="Proxy, http://[USER:PASSWORD@]HOST:PORT; beats HTTPS_PROXY/HTTP_PROXY/"
+            "ALL_PROXY (NO_PROXY still applies).",
+            **env("KORE_PROXY"),
+        ),
+        click.Option(
+            ["--ca-bundle"],
+            type=click.Path(path_type=Path),
+            metavar="PATH",
+            hidden=hidden,
+            help="Trust the CAs in this PEM file (e.g. a TLS-inspecting proxy's) instead of "
+            "the default store.",
+            **env("KORE_CA_BUNDLE"),
+        ),
+        click.Option(
+            ["--client-cert"],
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="PATH",
+            hidden=hidden,
+            help="Client certificate (PEM) for hosts that require mutual TLS.",
+            **env("KORE_CLIENT_CERT"),
+        ),
+        click.Option(
+            ["--client-key"],
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="PATH",
+            hidden=hidden,
+            help="Key of --client-cert, when it is not in the same file.",
+            **env("KORE_CLIENT_KEY"),
+        ),
+        click.Option(
+            ["--trust"],
+            type=click.Choice(["default", "system"]),
+            hidden=hidden,
+            help="CA store to start from: Python's default, or the operating system's.",
+            **env("KORE_TRUST"),
+        ),
+        click.Option(
             ["-v", "--verbose"],
             is_flag=True,
             default=None,

@@ -17,6 +17,7 @@ from .config import DEFAULT_API_KEY, DEFAULT_MAX_CHUNK_BYTES, FAULT_KINDS, Emula
 from .errors import ListenError
 from .guards import CONTROL_TOKEN_HEADER
 from .server import RunningEmulator, run_emulator
+from .tls import EmulatorTLS, TLSSetupError
 
 EXIT_USAGE = 2
 EPILOG = """\b
@@ -46,6 +47,9 @@ Examples (one per option):
   kore-models emulator --body-timeout 30                # 408 when a body stalls 30 s
   kore-models emulator --bind 0.0.0.0 --control-token s3cret-token  # /_emulator needs it
   kore-models emulator --port 0 --ready-file /tmp/emu.url  # URL written once listening
+  kore-models emulator --tls --data-dir ./emu-data      # HTTPS; CA in ./emu-data/tls/ca.pem
+  kore-models emulator --tls-cert c.pem --tls-key k.pem # HTTPS with your own certificate
+  kore-models emulator --tls --tls-client-ca ca.pem     # mutual TLS: client certs required
 
 \b
 Network profiles (as in the benchmarks):
@@ -95,6 +99,8 @@ def banner(emu: RunningEmulator, given_key: bool) -> list[str]:
         "point kore-models at it (paste into your shell):",
         f"  export KORE_HOST={emu.url}",
     ]
+    if emu.ca_file is not None:  # generated TLS: the CA to trust, ready to paste
+        lines.append(f"  export KORE_CA_BUNDLE={emu.ca_file}  # or --ca-bundle {emu.ca_file}")
     if given_key:
         lines.append(f"  export KORE_API_KEY=...  # the key you gave ({mask_key(config.api_key)})")
     else:
@@ -106,13 +112,18 @@ def banner(emu: RunningEmulator, given_key: bool) -> list[str]:
 
 
 async def _serve(
-    config: EmulatorConfig, host: str, port: int, ready_file: Path | None, given_key: bool
+    config: EmulatorConfig,
+    host: str,
+    port: int,
+    ready_file: Path | None,
+    given_key: bool,
+    tls: EmulatorTLS | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with run_emulator(config, host=host, port=port) as emu:
+    async with run_emulator(config, host=host, port=port, tls=tls) as emu:
         if ready_file is not None:
             _write_ready_file(ready_file, emu.url)
         click.echo(f"kore-models emulator listening on {emu.url}")
@@ -289,6 +300,18 @@ def _kinds(_: click.Context, __: click.Parameter, value: str | None) -> list[str
     "(env KORE_EMULATOR_CONTROL_TOKEN) [default: none on loopback, a random "
     "one printed at start beyond it].",
 )
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a certificate made for localhost.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this PEM certificate instead of a generated one.",
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="Its PEM key.")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Require client certificates signed by this CA (mutual TLS).",
+)
 @click.option(
     "--ready-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -320,13 +343,18 @@ def emulator_command(
     header_timeout: float,
     body_timeout: float,
     control_token: str | None,
+    tls: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
     ready_file: Path | None,
 ) -> None:
     """Run the local Kore.ai model API emulator until SIGINT/SIGTERM.
 
     The one stdout line is "kore-models emulator listening on URL"; everything else goes to
     stderr. Every option marked as changeable in the docs can also be set while it runs with
-    PATCH /_emulator/config.
+    PATCH /_emulator/config. With --tls it serves HTTPS and writes its CA to
+    <data-dir>/tls/ca.pem.
     """
     extra: dict[str, Any] = {} if failure_kinds is None else {"failure_kinds": failure_kinds}
     try:
@@ -359,11 +387,20 @@ def emulator_command(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise click.UsageError(problems) from None
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
+    serve_tls = None
+    if tls or tls_cert is not None or tls_client_ca is not None:
+        serve_tls = EmulatorTLS(cert_file=tls_cert, key_file=tls_key, client_ca_file=tls_client_ca)
     try:
-        asyncio.run(_serve(config, host, port, ready_file, given_key=api_key is not None))
+        asyncio.run(
+            _serve(config, host, port, ready_file, given_key=api_key is not None, tls=serve_tls)
+        )
     except ListenError as exc:
         click.echo(f"kore-models emulator: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except TLSSetupError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def main() -> None:

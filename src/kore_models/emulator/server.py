@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from errno import EADDRINUSE
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,11 +17,12 @@ from .errors import ListenError
 from .faults import STATE
 from .guards import control_token_for, watch_headers
 from .state import EmulatorState
+from .tls import EmulatorTLS
 
 
 @dataclass
 class RunningEmulator:
-    """A listening emulator: .url is e.g. "http://127.0.0.1:43125"."""
+    """A listening emulator: .url is e.g. "http://127.0.0.1:43125" (https:// with TLS)."""
 
     url: str
     host: str
@@ -28,6 +30,8 @@ class RunningEmulator:
     app: web.Application
     state: EmulatorState
     generated_control_token: bool = False
+    ca_file: Path | None = None
+    """With generated TLS: the CA clients should trust (``<data-dir>/tls/ca.pem``)."""
 
     @property
     def config(self) -> EmulatorConfig:
@@ -42,9 +46,12 @@ def _listen_problem(host: str, port: int, exc: OSError) -> str:
 
 @asynccontextmanager
 async def run_emulator(
-    config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    config: EmulatorConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: EmulatorTLS | None = None,
 ) -> AsyncIterator[RunningEmulator]:
-    """Serve the emulator on host:port (0 = a free port) until the block exits."""
+    """Serve the emulator on host:port (0 = a free port) until the block exits; HTTPS with tls."""
     config = config or EmulatorConfig()
     token = control_token_for(host, config.control_token)
     app = create_app(config.model_copy(update={"control_token": token}))
@@ -58,7 +65,8 @@ async def run_emulator(
     assert runner.server is not None
     watch_headers(runner.server, app[STATE])
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        ssl_context, ca_file = (None, None) if tls is None else tls.prepare(app[STATE].data_dir)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         try:
             await site.start()
         except OSError as exc:
@@ -66,12 +74,13 @@ async def run_emulator(
         bound_port = int(runner.addresses[0][1])
         url_host = f"[{host}]" if ":" in host else host
         yield RunningEmulator(
-            url=f"http://{url_host}:{bound_port}",
+            url=f"{'http' if tls is None else 'https'}://{url_host}:{bound_port}",
             host=host,
             port=bound_port,
             app=app,
             state=app[STATE],
             generated_control_token=token is not None and config.control_token is None,
+            ca_file=ca_file,
         )
     finally:
         app[STATE].stopping.set()

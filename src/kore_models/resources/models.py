@@ -15,14 +15,17 @@ from pydantic import ValidationError
 
 from .._http import Transport, encode_segment
 from ..errors import ConfigurationError, DownloadError, format_validation_error
-from ..results import ExportResult, ImportResult
+from ..ledger import export_entry, import_entry, note_transfer
+from ..results import ExportResult, ImportResult, VerifyResult
 from ..settings import Settings
 from ..transfer.download import download_file, normalise_sha256
+from ..transfer.journal import Fingerprint
 from ..transfer.pacing import Pacer
 from ..transfer.partfile import resolve_destination
 from ..transfer.progress import Phase, ProgressCallback, ProgressTracker
 from ..transfer.source import prepare_source
 from ..transfer.upload import import_file
+from ..transfer.verify import verify_model
 from ..types import DeployConfig, JobDocument, ModelType
 from ._parse import parse_as
 from .dock_status import DockStatus
@@ -176,6 +179,16 @@ class Models:
             exclude=exclude,
             include=include,
             as_tar=as_tar,
+            on_done=self._record_import,
+        )
+
+    async def _record_import(
+        self, path: Path, fingerprint: Fingerprint, result: ImportResult
+    ) -> None:
+        """A completed import's ledger row (a ledger that cannot be written only warns)."""
+        settings = self._transport.settings
+        await note_transfer(
+            settings.state_dir, import_entry(settings.host, path, fingerprint, result)
         )
 
     async def export_to_file(
@@ -274,7 +287,7 @@ class Models:
             block_size=self._transport.settings.read_block_size,
         )
         tracker.phase(Phase.DONE, bytes_done=result.bytes, bytes_total=result.bytes)
-        return ExportResult(
+        exported = ExportResult(
             model_id=final.model_id or model_id,
             dock_status_id=final.dock_status_id,
             path=fetch.target,
@@ -282,6 +295,67 @@ class Models:
             seconds=time.monotonic() - started,
             resumed_from=result.resumed_from,
             sha256=result.sha256,
+        )
+        await self._record_export(exported)
+        return exported
+
+    async def _record_export(self, exported: ExportResult) -> None:
+        """A completed export's ledger row (a ledger that cannot be written only warns)."""
+        settings = self._transport.settings
+        entry = export_entry(
+            settings.host,
+            model_id=exported.model_id,
+            dock_status_id=exported.dock_status_id,
+            path=exported.path,
+            size=exported.bytes,
+            sha256=exported.sha256,
+            seconds=exported.seconds,
+        )
+        await note_transfer(settings.state_dir, entry)
+
+    async def verify(
+        self,
+        model_id: str,
+        path: str | os.PathLike[str],
+        *,
+        keep_to: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        local_sha256: str | None = None,
+        exclude: Sequence[str] = (),
+        include: Sequence[str] = (),
+        as_tar: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> VerifyResult:
+        """Export ``model_id`` and compare its SHA-256 with the local file ``path``.
+
+        The download is hashed without being written (``keep_to`` saves it as well); the
+        local file is hashed meanwhile, unless ``local_sha256`` is given. A mismatch raises
+        IntegrityError (``expected``: local, ``actual``: the model's); ``timeout`` is a
+        hard deadline for the export job. A folder ``path`` is compared as the tar that
+        ``import_file`` sends for it with the same ``exclude``, ``include`` and ``as_tar``.
+        """
+
+        async def export(tracker: ProgressTracker) -> JobDocument:
+            job = await self.export(model_id)
+            return await self._await(
+                job,
+                timeout,
+                lambda doc: tracker.update(
+                    job_status=doc.status, job_percentage=doc.percentage_complete
+                ),
+            )
+
+        return await verify_model(
+            self._transport,
+            export,
+            model_id,
+            Path(path),
+            keep_to=Path(keep_to) if keep_to is not None else None,
+            local_sha256=local_sha256,
+            exclude=exclude,
+            include=include,
+            as_tar=as_tar,
+            on_progress=on_progress,
         )
 
     async def _await(

@@ -28,7 +28,14 @@ from .._atomic import write_json_atomically
 from ..errors import JournalError
 from ..types import check_server_id
 
-__all__ = ["Fingerprint", "Journal", "JournalRecord", "fingerprint_file", "journal_path"]
+__all__ = [
+    "Fingerprint",
+    "Journal",
+    "JournalRecord",
+    "fingerprint_file",
+    "journal_path",
+    "regular_file_fingerprint",
+]
 
 log = logging.getLogger("kore_models.journal")
 JOURNAL_VERSION = 1
@@ -63,6 +70,17 @@ def fingerprint_file(path: Path) -> Fingerprint:
         return Fingerprint(size=size, mtime_ns=stat.st_mtime_ns, sampled_sha256=digest.hexdigest())
     finally:
         os.close(fd)
+
+
+def regular_file_fingerprint(path: Path) -> Fingerprint | None:
+    """The fingerprint of ``path`` when it is a readable regular file, else None (blocking).
+
+    Nothing else is opened: opening a FIFO for reading would wait for a writer forever.
+    """
+    try:
+        return fingerprint_file(path) if path.is_file() else None
+    except OSError:
+        return None
 
 
 def journal_path(state_dir: Path, host: str, file_path: Path) -> Path:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -117,6 +117,8 @@ class ChunkSender:
         self.bytes_sent = 0
         self.peak_concurrency = self.final_concurrency = pacer.controller.limit
         self._flush_wanted = asyncio.Event()
+        self.on_read: Callable[[int, int], None] | None = None
+        """Told each ``(start, end)`` byte range of the file read for sending (the hasher)."""
 
     @property
     def record(self) -> JournalRecord:
@@ -160,6 +162,8 @@ class ChunkSender:
             nonlocal sent
             sent += count
             self.tracker.add_bytes(count)
+            if self.on_read is not None:
+                self.on_read(chunk.offset + sent - count, chunk.offset + sent)
 
         def on_retry(exc: BaseException, wait: float) -> None:
             nonlocal sent

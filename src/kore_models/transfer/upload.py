@@ -15,7 +15,9 @@ How it works:
    alone, with a retry budget shared by the whole upload. A failed attempt's
    bytes are rewound from the progress count. A fatal error (401, a changed file, ...)
    cancels the others at once; when a chunk exhausts its retries no new chunk starts,
-   the in-flight ones finish, and :class:`UploadError` names the failed chunks.
+   the in-flight ones finish, and :class:`UploadError` names the failed chunks. A
+   thread hashes what is sent, in order, trailing the chunks' reads (:mod:`.hashing`);
+   its SHA-256 is awaited before the last fingerprint check and ``complete``.
 4. A session that expires (410, or 404 for a session the server forgot) is replaced once
    by a fresh one. ``complete`` is sent when every chunk is acknowledged; chunks the
    server reports missing are re-sent once, and a 409 that carries the job id counts as
@@ -28,7 +30,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +41,8 @@ from ..errors import JobFailedError, KoreError, UploadError
 from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
-from .journal import Journal, JournalRecord, journal_path
+from .hashing import TrailingHasher, hasher_for
+from .journal import Fingerprint, Journal, JournalRecord, journal_path
 from .local_state import RunLock, check_writable_dir
 from .pacing import Pacer
 from .plan import ChunkPlan, plan_chunks
@@ -51,7 +54,10 @@ if TYPE_CHECKING:
     from ..resources.dock_status import DockStatus
     from ..resources.files import Files
 
-__all__ = ["import_file"]
+__all__ = ["ImportDone", "import_file"]
+
+ImportDone = Callable[[Path, Fingerprint, ImportResult], Awaitable[None]]
+"""Told of each completed import: the file, the fingerprint it was sent with, the result."""
 
 
 log = logging.getLogger("kore_models.upload")
@@ -72,6 +78,7 @@ async def import_file(
     exclude: Sequence[str] = (),
     include: Sequence[str] = (),
     as_tar: bool = False,
+    on_done: ImportDone | None = None,
     pacer: Pacer | None = None,
 ) -> ImportResult:
     """Upload ``path`` in chunks, complete the session and (with ``wait``) await the job.
@@ -81,7 +88,8 @@ async def import_file(
     size when the file needs more than ``max_chunks`` chunks. ``job_timeout`` is a hard
     deadline for the server's job, not the upload, which is bounded by the retry rulebook
     and the stall timeout instead. A folder (or, with ``as_tar``, one file) is sent as a
-    tar; ``exclude``/``include`` are its .gitignore-style patterns.
+    tar; ``exclude``/``include`` are its .gitignore-style patterns. ``on_done`` is awaited
+    with the completed import (the client records it in the ledger).
     """
     started = time.monotonic()
     file_path = Path(os.fspath(path))
@@ -120,6 +128,7 @@ async def import_file(
             wait=wait,
             job_timeout=job_timeout,
             started=started,
+            on_done=on_done,
             pacer=pacer,
         )
     except KoreError as exc:
@@ -140,6 +149,7 @@ async def _run_import(
     wait: bool,
     job_timeout: float | None,
     started: float,
+    on_done: ImportDone | None,
     pacer: Pacer,
 ) -> ImportResult:
     """The import after planning: check the state folder, lock, then the import itself."""
@@ -155,21 +165,24 @@ async def _run_import(
         )
     )
     async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
-        return await _import_locked(
-            files,
-            dock_status,
-            settings,
-            source,
-            plan,
-            tracker,
-            journal,
-            is_adapter=is_adapter,
-            resume=resume,
-            wait=wait,
-            job_timeout=job_timeout,
-            started=started,
-            pacer=pacer,
-        )
+        with hasher_for(source) as hasher:
+            return await _import_locked(
+                files,
+                dock_status,
+                settings,
+                source,
+                plan,
+                tracker,
+                journal,
+                hasher,
+                is_adapter=is_adapter,
+                resume=resume,
+                wait=wait,
+                job_timeout=job_timeout,
+                started=started,
+                on_done=on_done,
+                pacer=pacer,
+            )
 
 
 async def _import_locked(
@@ -180,15 +193,21 @@ async def _import_locked(
     plan: ChunkPlan,
     tracker: ProgressTracker,
     journal: Journal,
+    hasher: TrailingHasher,
     *,
     is_adapter: bool,
     resume: bool,
     wait: bool,
     job_timeout: float | None,
     started: float,
+    on_done: ImportDone | None,
     pacer: Pacer,
 ) -> ImportResult:
-    """Resume or start, send, complete, wait (the journal's lock is held)."""
+    """Resume or start, send, complete, wait (the journal's lock is held).
+
+    ``hasher`` hashes the file in order as the chunks are read (see transfer/hashing.py);
+    its digest is awaited before the file's fingerprint is checked and ``complete`` sent.
+    """
     size = plan.file_size
     file_path = source.path
     fingerprint = await anyio.to_thread.run_sync(source.fingerprint)
@@ -232,6 +251,10 @@ async def _import_locked(
     chunks_resumed = len(record.acknowledged) if record else 0
     if record is not None:
         tracker.phase(Phase.PLANNING, message=_resume_note(record, plan))
+    upload.on_read = hasher.mark_read
+    for chunk in plan.chunks:  # sent by an earlier run: the hasher reads them itself
+        if record is not None and chunk.number in record.acknowledged:
+            hasher.mark_read(chunk.offset, chunk.offset + chunk.length)
     job: JobDocument | None = None
     if record is not None and record.dock_status_id is not None:
         job = JobDocument.model_validate(
@@ -249,6 +272,7 @@ async def _import_locked(
         )
         try:
             await upload.send_chunks([c for c in plan.chunks if c.number not in done])
+            await hasher.digest()
             await anyio.to_thread.run_sync(source.check_unchanged, fingerprint)
             tracker.phase(Phase.COMPLETING)
             job = await upload.complete()
@@ -263,6 +287,7 @@ async def _import_locked(
             journal.discard()
             resumed = False
             chunks_resumed = 0
+    hashed = await hasher.digest()
     upload.record.dock_status_id = job.dock_status_id
     upload.record.model_id = job.model_id or upload.record.model_id
     await journal.save(durable=True)
@@ -286,10 +311,10 @@ async def _import_locked(
             journal.discard()
             raise
         journal.discard()
-    elif not wait:
+    else:  # --no-wait, or a completion without a job id: nothing is left to resume
         journal.discard()
     tracker.phase(Phase.DONE, job_status=final.status if final else None)
-    return ImportResult(
+    result = ImportResult(
         model_id=(final.model_id if final and final.model_id else model_id),
         dock_status_id=job.dock_status_id,
         session_id=session_id,
@@ -306,7 +331,11 @@ async def _import_locked(
         seconds=time.monotonic() - started,
         resumed=resumed,
         job=final,
+        sha256=hashed.sha256,
     )
+    if on_done is not None:
+        await on_done(file_path, fingerprint, result)
+    return result
 
 
 def _mib(count: int) -> str:

@@ -1,0 +1,1 @@
+"""Tests: integrity (SHA-256 of transfers, verify, the ledger, journals)."""
