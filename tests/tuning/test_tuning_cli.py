@@ -65,7 +65,7 @@ def test_a_pinned_concurrency_is_one_limit_for_all_parallel_files(
 def test_verbose_shows_the_controller_decisions(
     emulator: EmulatorProcess, tmp_path: Path, make_file: FileMaker
 ) -> None:
-    emulator.configure(latency_ms=20, throughput_bytes_per_second=2_000_000)
+    emulator.configure(latency_ms=20, throughput_bytes_per_second=1_000_000)
     path = make_file(64 * 128 * 1024)
     result = run(
         emulator, tmp_path, "--verbose", "import", str(path), "--chunk-size", "128KiB", "--json"

@@ -38,7 +38,7 @@ async def test_ranges_climb_on_a_fat_link(
 ) -> None:
     source = make_file(96 * MiB)
     model_id = await imported(emu, tmp_path, source)
-    await ctl.configure(latency_ms=20, throughput_bytes_per_second=20_000_000)
+    await ctl.configure(latency_ms=20, throughput_bytes_per_second=10_000_000)
     await ctl.reset_counters()
     async with client(emu, tmp_path) as kore:
         result = await kore.models.export_to_file(model_id, tmp_path / "out.tar")

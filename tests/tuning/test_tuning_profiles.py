@@ -11,7 +11,7 @@ from kore_models.emulator import RunningEmulator
 from kore_models.transfer.progress import ProgressEvent
 from tests.support.transfer import KEY, EmuControl, FileMaker
 
-CHUNK = 128 * 1024
+CHUNK = 64 * 1024
 
 
 def client(emu: RunningEmulator, tmp_path: Path, **options: Any) -> KoreClient:
@@ -29,15 +29,15 @@ def client(emu: RunningEmulator, tmp_path: Path, **options: Any) -> KoreClient:
 async def test_a_capped_link_holds_a_plateau_below_the_maximum(
     emu: RunningEmulator, tmp_path: Path, ctl: EmuControl, make_file: FileMaker
 ) -> None:
-    # 2 MB/s per connection but 6 MB/s in all: more than about 3 connections add nothing
+    # 1 MB/s per connection but 3 MB/s in all: more than about 3 connections add nothing
     await ctl.configure(
         latency_ms=20,
-        throughput_bytes_per_second=2_000_000,
-        total_throughput_bytes_per_second=6_000_000,
+        throughput_bytes_per_second=1_000_000,
+        total_throughput_bytes_per_second=3_000_000,
     )
     events: list[ProgressEvent] = []
     async with client(emu, tmp_path) as kore:
-        result = await kore.models.import_file(make_file(160 * CHUNK), on_progress=events.append)
+        result = await kore.models.import_file(make_file(192 * CHUNK), on_progress=events.append)
     assert result.status == "SUCCESS"
     decisions = [e.decision for e in events if e.decision]
     assert any("plateau" in d for d in decisions), decisions
@@ -49,14 +49,15 @@ async def test_a_capped_link_holds_a_plateau_below_the_maximum(
 async def test_a_guarded_server_is_met_at_its_limit_with_few_429s(
     emu: RunningEmulator, tmp_path: Path, ctl: EmuControl, make_file: FileMaker
 ) -> None:
+    # 1 MB/s per connection: 2 -> 4 -> 8 is a clear gain until the guard answers 429
     await ctl.configure(
-        latency_ms=10,
-        throughput_bytes_per_second=4_000_000,
+        latency_ms=20,
+        throughput_bytes_per_second=1_000_000,
         max_chunks_in_flight=4,
         retry_after_seconds=0.2,
     )
     async with client(emu, tmp_path) as kore:
-        result = await kore.models.import_file(make_file(160 * CHUNK))
+        result = await kore.models.import_file(make_file(192 * CHUNK))
         decisions = list(kore.pacer.controller.decisions)
     assert result.status == "SUCCESS"
     counters = await ctl.counters()

@@ -9,13 +9,11 @@ from typing import Any
 
 import anyio
 import click
-from pydantic import ValidationError
 
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
 from ..ledger import previous_import
 from ..results import ImportResult
-from ..settings import Settings
 from ..transfer.journal import regular_file_fingerprint
 from .context import Globals, get_globals, run_command
 from .dry_run import dry_run as run_dry
@@ -43,18 +41,6 @@ class ImportOptions:
     as_tar: bool = False
     skip_existing: bool = False
     verify: bool = False
-
-
-def _checked(value: str | None, setting: str) -> str | None:
-    """A usage error now (exit 2) for a value the client's settings would refuse."""
-    if value is None:
-        return None
-    try:
-        Settings.model_validate({"host": "h.invalid", "api_key": "k", setting: value})
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise click.BadParameter(problem) from None
-    return value
 
 
 def _label(path: Path) -> str:
@@ -326,7 +312,6 @@ async def _run_imports(
 @click.option(
     "--concurrency",
     metavar="auto|N",
-    callback=lambda _ctx, _param, value: _checked(value, "concurrency"),
     help="Chunk uploads in flight for the whole run: auto (default) finds the level; "
     "a number from 1 to 256 pins it.",
 )
