@@ -92,7 +92,7 @@ def _profiles(quick: bool) -> list[Profile]:
         ),
         Profile(
             "4",
-            "guarded server: 4 chunks in flight, 429 + Retry-After 1 s beyond; 20 MB/s each",
+            "guarded server: 4 chunks in flight (429, Retry-After 1 s), 20 MB/s each",
             {
                 "throughput_bytes_per_second": 20e6,
                 "max_chunks_in_flight": 4,

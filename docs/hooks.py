@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_MARKER = "<!-- settings-table -->"
 PUBLISHED_IMAGES = {
     "img/throughput_vs_concurrency.png": ROOT / "benchmarks/results/throughput_vs_concurrency.png",
+    "img/autotune.png": ROOT / "benchmarks/results/autotune.png",
 }
 _ROLE = re.compile(r":(?:class|meth|func|attr|exc|mod|data|obj):(<code>)~?(?:[\w.]+\.)?")
 _KIB = 1024

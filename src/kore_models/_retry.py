@@ -190,11 +190,15 @@ async def call_with_retry(
     """
     if not retry:
         return await operation()
-    rng = random.Random(policy.seed)
+    # Made at the first retry only: seeding from the OS on every call showed up among the
+    # event-loop stalls of the benchmark's stall sampler, and most calls never retry.
+    rngs: list[random.Random] = []
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        delay = policy.wait_for(state.attempt_number, exc, rng)
+        if not rngs:
+            rngs.append(random.Random(policy.seed))
+        delay = policy.wait_for(state.attempt_number, exc, rngs[0])
         remaining = policy.deadline - (state.seconds_since_start or 0.0)
         return max(0.0, min(delay, remaining))
 
