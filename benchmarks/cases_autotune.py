@@ -20,6 +20,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cases_autotune_download import run_downloads
 from .cases_autotune_plot import plot_profiles
 from .cases_throughput import curl_single, library_import
 from .harness import (
@@ -272,6 +273,7 @@ def run(ctx: Context) -> list[Figure]:
         Figure(CASE, "Peak RSS (auto, all profiles)", "MiB", rss, "<= 100 MiB",
                at_most(rss, 100.0), "VmHWM of the importing process"),
     ]  # fmt: skip
+    figures += run_downloads(ctx, CASE, reps)
     name = "quick-autotune.png" if ctx.quick else "autotune.png"
     plot_profiles(ctx.out_dir / name, profiles, FIXED)
     ctx.shared["autotune_plot"] = name

@@ -17,8 +17,10 @@ async def _download(args: argparse.Namespace) -> dict[str, Any]:
     async with KoreClient(host=args.host, api_key=args.key, state_dir=args.state_dir) as kore:
         rss_start = psutil.Process().memory_info().rss
         cpu0, t0 = time.process_time(), time.perf_counter()
-        result = await kore.models.export_to_file(args.model_id, args.dest)
+        ranges = None if args.ranges in (None, "auto") else int(args.ranges)
+        result = await kore.models.export_to_file(args.model_id, args.dest, ranges=ranges)
         return {
+            "peak_ranges": kore.pacer.controller.peak if ranges is None else ranges,
             "bytes": result.bytes,
             "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - cpu0,
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--host", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--state-dir", default=None)
+    parser.add_argument("--ranges", default=None, help='"auto" (default) or a number')
     args = parser.parse_args()
     if not args.host.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
         parser.error("benchmarks only talk to loopback")
