@@ -36,10 +36,12 @@ def run_downloads(ctx: Context, case: str, reps: int) -> list[Figure]:
         }
         dest = ctx.scratch / "autotune-download.tar"
         for name, config, which in PROFILES:
-            emu.patch(
-                latency_ms=0.0, throughput_bytes_per_second=None,
-                total_throughput_bytes_per_second=None, **config,
-            )  # fmt: skip
+            unshaped = {
+                "latency_ms": 0.0,
+                "throughput_bytes_per_second": None,
+                "total_throughput_bytes_per_second": None,
+            }
+            emu.patch(**{**unshaped, **config})
             mbps: dict[str, list[float]] = {k: [] for k in SETTINGS}
             for _ in range(reps):
                 for setting in SETTINGS:
