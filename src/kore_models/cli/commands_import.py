@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
 
 from ..client import KoreClient
@@ -123,7 +123,7 @@ class _Run:
                 return None
             if job.status != record.get("status"):
                 record = {**record, "status": job.status}
-                await anyio.to_thread.run_sync(self.state.record, entry, record)
+                await asyncio.to_thread(self.state.record, entry, record)
         return {
             "path": str(entry.path),
             "isAdapter": entry.is_adapter,
@@ -136,7 +136,7 @@ class _Run:
     async def _imported_before(self, entry: Entry, label: str) -> dict[str, Any] | None:
         """With --skip-existing, the skip row of a file the ledger says was imported."""
         settings = self.kore.settings
-        fingerprint = await anyio.to_thread.run_sync(regular_file_fingerprint, entry.path)
+        fingerprint = await asyncio.to_thread(regular_file_fingerprint, entry.path)
         found, problem = await previous_import(
             settings.state_dir, settings.host, entry.path, fingerprint
         )
@@ -198,7 +198,7 @@ class _Run:
                 )
                 row["verified"] = checked.matches
             if self.state is not None and row["dockStatusId"]:
-                await anyio.to_thread.run_sync(self.state.record, entry, row)
+                await asyncio.to_thread(self.state.record, entry, row)
             return row
         except Exception as exc:
             if self.raise_errors:
@@ -219,15 +219,15 @@ class _Run:
         if len(entries) == 1:
             return [await self.one(entries[0])]
         rows: list[dict[str, Any]] = [{} for _ in entries]
-        limiter = anyio.Semaphore(parallel)
+        limiter = asyncio.Semaphore(parallel)
 
         async def worker(index: int, entry: Entry) -> None:
             async with limiter:
                 rows[index] = await self.one(entry)
 
-        async with anyio.create_task_group() as group:
+        async with asyncio.TaskGroup() as group:
             for index, entry in enumerate(entries):
-                group.start_soon(worker, index, entry)
+                group.create_task(worker(index, entry))
         return rows
 
 
@@ -280,8 +280,8 @@ async def _run_imports(
     # One client, so every file of the run shares one concurrency controller and rate cap.
     async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
         if manifest is not None:  # every entry checked before the first upload
-            state = await anyio.to_thread.run_sync(StateFile(state_path_for(manifest)).load)
-            await anyio.to_thread.run_sync(_check_manifest_files, kore, entries, state, options)
+            state = await asyncio.to_thread(StateFile(state_path_for(manifest)).load)
+            await asyncio.to_thread(_check_manifest_files, kore, entries, state, options)
         with ProgressDisplay(out, pick_mode(out, g.progress)) as display:
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)
@@ -425,7 +425,7 @@ def import_command(
 
     async def main() -> int:
         if manifest is not None:
-            entries = await anyio.to_thread.run_sync(parse_manifest, manifest)
+            entries = await asyncio.to_thread(parse_manifest, manifest)
             total = len(entries)
             if shard is not None:
                 entries = [e for i, e in enumerate(entries) if shard.takes(i)]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
 from pydantic import ValidationError
 
@@ -72,9 +72,7 @@ def history_command(
     async def main() -> int:
         host = normalise_host(host_filter, allow_insecure_http=True) if host_filter else None
         ledger = Ledger.in_state_dir(state_dir_from_env())
-        entries = await anyio.to_thread.run_sync(
-            lambda: ledger.entries(host=host, path=path, limit=limit)
-        )
+        entries = await asyncio.to_thread(lambda: ledger.entries(host=host, path=path, limit=limit))
         lines = [_history_line(e) for e in entries] or ["no transfers recorded"]
         out.result({"ledger": str(ledger.path), "transfers": [e.to_json() for e in entries]}, lines)
         return EXIT_OK
@@ -106,7 +104,7 @@ def journals_command(ctx: click.Context, clean: bool, json_mode: bool) -> None:
 
     async def main() -> int:
         state_dir = state_dir_from_env()
-        journals = await anyio.to_thread.run_sync(scan_journals, state_dir)
+        journals = await asyncio.to_thread(scan_journals, state_dir)
         removed: list[JournalInfo] = []
         if clean:
             removed = await clean_journals(journals)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import anyio
 
 from ..transfer.source import UploadSource, prepare_source
 from .output import Output, human_bytes
@@ -64,7 +63,7 @@ async def dry_run(
         prepare = functools.partial(
             prepare_source, path, exclude=exclude, include=include, as_tar=as_tar
         )
-        source = await anyio.to_thread.run_sync(prepare)
+        source = await asyncio.to_thread(prepare)
         rows.append(_row(source))
         lines.extend(_lines(source))
     out.result({"dryRun": True, "imports": rows}, lines)

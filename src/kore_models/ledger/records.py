@@ -7,12 +7,11 @@ locked, read-only or from a newer version never fails the transfer it would desc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import anyio
 
 from .store import Ledger, LedgerEntry, LedgerError, LedgerLockedError, utc_now
 
@@ -28,7 +27,7 @@ log = logging.getLogger("kore_models.ledger")
 async def record_transfer(ledger: Ledger, entry: LedgerEntry) -> str | None:
     """Add ``entry`` in a worker thread; return a warning instead of raising on failure."""
     try:
-        await anyio.to_thread.run_sync(ledger.add, entry)
+        await asyncio.to_thread(ledger.add, entry)
     except (LedgerError, LedgerLockedError) as exc:
         return f"the ledger was not updated: {exc}"
     return None
@@ -110,6 +109,6 @@ async def previous_import(
         )
 
     try:
-        return await anyio.to_thread.run_sync(find), None
+        return await asyncio.to_thread(find), None
     except (LedgerError, LedgerLockedError) as exc:
         return None, f"the ledger could not be read to look for an earlier import: {exc}"

@@ -13,6 +13,7 @@ without a journal that no run holds.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import json
@@ -24,8 +25,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-
-import anyio
 
 from ..errors import JournalError, LocalFileError, LocalStorageError, LockedError
 from .journal import JournalRecord, fingerprint_file
@@ -216,9 +215,9 @@ async def clean_journals(journals: list[JournalInfo]) -> list[JournalInfo]:
                     pass
             elif info.journal.suffix == ".json":
                 async with RunLock(info.journal, doing="using this journal"):
-                    await anyio.to_thread.run_sync(_remove, info.journal)
+                    await asyncio.to_thread(_remove, info.journal)
             else:
-                await anyio.to_thread.run_sync(_remove, info.journal)
+                await asyncio.to_thread(_remove, info.journal)
         except LockedError as exc:
             log.info("kept %s: %s", info.journal, exc)
             continue

@@ -9,14 +9,13 @@ inode no longer matches the path) locks again, so removal never lets two runs in
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
-
-import anyio
 
 from ..errors import LocalStorageError, LockedError
 
@@ -53,7 +52,7 @@ class RunLock:
         self._fd: int | None = None
 
     async def __aenter__(self) -> RunLock:
-        self._fd = await anyio.to_thread.run_sync(self._acquire)
+        self._fd = await asyncio.to_thread(self._acquire)
         return self
 
     async def __aexit__(

@@ -10,8 +10,6 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from .._retry import RetryBudget, is_retryable
 from ..errors import (
     BadRequestError,
@@ -236,18 +234,19 @@ class ChunkSender:
         self._note_concurrency(controller.limit)
         controller.add_listener(self._on_decision)
         try:
-            async with anyio.create_task_group() as outer:
-                outer.start_soon(self._flusher)
-                async with anyio.create_task_group() as workers:
-                    for _ in range(min(self.pacer.workers, len(chunks))):
-                        workers.start_soon(worker)
-                outer.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+            async with asyncio.TaskGroup() as group:
+                flusher = group.create_task(self._flusher())
+                workers = [
+                    group.create_task(worker()) for _ in range(min(self.pacer.workers, len(chunks)))
+                ]
+                await asyncio.wait(workers)
+                flusher.cancel()  # a cancelled flusher is no failure of the group
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
         finally:
             controller.remove_listener(self._on_decision)
-            with anyio.CancelScope(shield=True):
-                await self.journal.save()
+            # shielded: the acknowledged chunks reach the journal even when cancelled
+            await asyncio.shield(self.journal.save())
         if failures:
             numbers = sorted(failures)
             first = failures[numbers[0]]

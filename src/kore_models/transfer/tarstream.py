@@ -15,13 +15,12 @@ archive.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import os
 import threading
 from dataclasses import dataclass
 from types import TracebackType
-
-import anyio
 
 from ..errors import FileChangedError
 from .folder import FolderEntry, FolderListing, display_path
@@ -172,7 +171,7 @@ class TarArchive:
             with self.open_reader() as reader:
                 return reader.readinto(offset, view)
 
-        return await anyio.to_thread.run_sync(fill)
+        return await asyncio.to_thread(fill)
 
     def _locate(self, offset: int) -> int:
         return bisect.bisect_right(self._starts, offset) - 1

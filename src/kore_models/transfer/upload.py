@@ -8,7 +8,7 @@ How it works:
 2. With ``resume``, the journal of an earlier run is reused when it matches the file,
    the plan and the host and its session has not expired; only unacknowledged chunks
    are sent. Otherwise a session is started and a new journal written.
-3. Worker tasks in an anyio task group take chunks from one shared iterator; each
+3. Worker tasks in an asyncio task group take chunks from one shared iterator; each
    attempt holds a slot of the client's concurrency controller (``concurrency="auto"``
    finds the level, see :mod:`kore_models.transfer.pacing`) and obeys its rate cap.
    Each chunk is streamed from disk (``FileSlicePayload``) and retried by the rulebook
@@ -26,6 +26,7 @@ How it works:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -34,8 +35,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import anyio
 
 from ..errors import JobFailedError, KoreError, UploadError
 from ..results import ImportResult
@@ -93,8 +92,8 @@ async def import_file(
     """
     started = time.monotonic()
     file_path = Path(os.fspath(path))
-    file_path = await anyio.to_thread.run_sync(file_path.expanduser)
-    source = await anyio.to_thread.run_sync(
+    file_path = await asyncio.to_thread(file_path.expanduser)
+    source = await asyncio.to_thread(
         functools.partial(
             prepare_source, file_path, exclude=exclude, include=include, as_tar=as_tar
         )
@@ -157,7 +156,7 @@ async def _run_import(
     journal = Journal(journal_path(settings.state_dir, settings.host, file_path))
     # Before any request: a journal that cannot be written would leave a session and a
     # model on the server that no later run can find (an orphan on every attempt).
-    await anyio.to_thread.run_sync(
+    await asyncio.to_thread(
         lambda: check_writable_dir(
             journal.path.parent,
             what="state folder",
@@ -210,8 +209,8 @@ async def _import_locked(
     """
     size = plan.file_size
     file_path = source.path
-    fingerprint = await anyio.to_thread.run_sync(source.fingerprint)
-    record = await anyio.to_thread.run_sync(journal.load) if resume else None
+    fingerprint = await asyncio.to_thread(source.fingerprint)
+    record = await asyncio.to_thread(journal.load) if resume else None
     live = record is not None and (
         record.host == settings.host
         and record.fingerprint == fingerprint
@@ -273,7 +272,7 @@ async def _import_locked(
         try:
             await upload.send_chunks([c for c in plan.chunks if c.number not in done])
             await hasher.digest()
-            await anyio.to_thread.run_sync(source.check_unchanged, fingerprint)
+            await asyncio.to_thread(source.check_unchanged, fingerprint)
             tracker.phase(Phase.COMPLETING)
             job = await upload.complete()
         except SessionGone as exc:

@@ -18,8 +18,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-import anyio
-
 from .._http import Transport
 from ..errors import DownloadError, IntegrityError
 from ..results import VerifyResult
@@ -60,8 +58,8 @@ async def verify_model(
     ``as_tar`` sends.
     """
     started = time.monotonic()
-    local_path = await anyio.to_thread.run_sync(path.expanduser)
-    source = await anyio.to_thread.run_sync(
+    local_path = await asyncio.to_thread(path.expanduser)
+    source = await asyncio.to_thread(
         functools.partial(
             prepare_source, local_path, exclude=exclude, include=include, as_tar=as_tar
         )
