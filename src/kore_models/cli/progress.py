@@ -67,7 +67,7 @@ def _plain_line(label: str, event: ProgressEvent, sent: int, *, rate: bool = Tru
             parts.append(f"{format_size(event.throughput)}/s")
     elif event.bytes_done and event.phase in (Phase.COMPLETING, Phase.DONE):
         average = f" ({format_size(sent / event.elapsed)}/s)" if event.elapsed and sent else ""
-        parts.append(f"{format_size(sent)} sent in {event.elapsed:.1f} s{average}")
+        parts.append(f"{format_size(sent)} transferred in {event.elapsed:.1f} s{average}")
     if event.chunks_total and event.phase in (Phase.UPLOADING, Phase.COMPLETING):
         parts.append(f"chunk {event.chunks_done}/{event.chunks_total}")
     if event.retries:
