@@ -29,9 +29,9 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "rate-limited",
-            "one request in three answers 429 with a short Retry-After; the client waits "
+            "one request in five answers 429 with a short Retry-After; the client waits "
             "and retries",
-            config={"failure_rate": 0.3, "failure_kinds": ["429"], "retry_after_seconds": 0.05},
+            config={"failure_rate": 0.2, "failure_kinds": ["429"], "retry_after_seconds": 0.05},
         ),
         Scenario(
             "slow-wan",
