@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "transfer": 6,
     "resources": 7,
     "client": 8,
+    "toolkit": 8,
     "sync": 9,
     "progress_display": 9,
     "testing": 10,
@@ -102,6 +103,66 @@ def test_every_module_has_a_layer_and_imports_only_downwards(path: Path) -> None
         imported -= ISOLATED
     upward = {name for name in imported if LAYERS.get(name, 99) >= LAYERS[layer]}
     assert not upward, f"{path.name} ({layer}) imports {sorted(upward)} from its layer or above"
+
+
+# The public API: what the docs' reference documents, plus the toolkit of CLI building blocks.
+# Private modules (a leading underscore) and the transfer/resources internals are not in it.
+PUBLIC_MODULES = {
+    "__init__",
+    "client",
+    "errors",
+    "ledger",
+    "progress_display",
+    "redaction",
+    "results",
+    "settings",
+    "toolkit",
+    "types",
+    "units",
+}
+
+
+def imported_modules(path: Path, root: Path = PACKAGE) -> set[str]:
+    """The dotted kore_models modules (below the package) that ``path`` imports at run time."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = _type_checking_nodes(tree)
+    package_parts = path.relative_to(root).parent.parts
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped or not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = list(package_parts[: len(package_parts) - (node.level - 1)])
+            target = base + (node.module.split(".") if node.module else [])
+        elif node.module and node.module.split(".")[0] == "kore_models":
+            target = node.module.split(".")[1:]
+        else:
+            continue
+        found.add(".".join(target) or "__init__")
+    return found
+
+
+CLI_MODULES = sorted((PACKAGE / "cli").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", CLI_MODULES, ids=[p.name for p in CLI_MODULES])
+def test_the_command_line_uses_only_the_public_api(path: Path) -> None:
+    outside = {m for m in imported_modules(path) if m.split(".")[0] != "cli"}
+    private = {
+        m
+        for m in outside
+        if m not in PUBLIC_MODULES and m.split(".")[0] not in ISOLATED  # the emulator program
+    }
+    hint = "use kore_models.toolkit"
+    assert not private, f"cli/{path.name} imports internals {sorted(private)}: {hint}"
+
+
+def test_the_public_api_check_sees_an_internal_import(tmp_path: Path) -> None:
+    # Guard the guard: an import of a transfer module from the CLI is reported by its full name.
+    probe = tmp_path / "kore_models" / "cli" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text('"""Probe."""\nfrom ..transfer.journal import x\nfrom .output import y\n')
+    assert imported_modules(probe, tmp_path / "kore_models") == {"transfer.journal", "cli.output"}
 
 
 def test_the_package_root_imports_no_command_line() -> None:

@@ -14,7 +14,7 @@ from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
 from ..ledger import previous_import
 from ..results import ImportResult
-from ..transfer.journal import regular_file_fingerprint
+from ..toolkit import regular_file_fingerprint
 from .context import Globals, get_globals, run_command
 from .dry_run import dry_run as run_dry
 from .errors import EXIT_OK, describe

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ..errors import ConfigurationError
 from ..ledger import Ledger, LedgerEntry
 from ..settings import Settings, normalise_host
-from ..transfer.journal_scan import JournalInfo, clean_journals, scan_journals
+from ..toolkit import JournalInfo, clean_journals, scan_journals
 from .context import get_globals, run_command
 from .errors import EXIT_OK
 from .output import human_bytes

@@ -16,10 +16,10 @@ from typing import Any, NoReturn
 
 import click
 
-from .._proxy import proxy_secrets
 from ..client import KoreClient
 from ..errors import ConfigurationError
 from ..settings import Settings
+from ..toolkit import proxy_secrets
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 from .options import GlobalValues
 from .output import Output

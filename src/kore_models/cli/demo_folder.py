@@ -11,8 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..transfer.folder import list_folder
-from ..transfer.tarstream import TarArchive
+from ..toolkit import TarArchive, list_folder
 
 __all__ = ["expected_archive", "matches_folder", "write_model_folder"]
 

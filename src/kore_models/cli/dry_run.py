@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..transfer.source import UploadSource, prepare_source
+from ..toolkit import UploadSource, prepare_source
 from .output import Output, human_bytes
 
 __all__ = ["dry_run"]

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_json_atomically
 from ..errors import ConfigurationError
+from ..toolkit import write_json_atomically
 
 __all__ = ["Entry", "ManifestError", "StateFile", "parse_manifest", "state_path_for"]
 
