@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
+
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from .harness import (
     KEY,
@@ -43,6 +46,18 @@ def _import(ctx: Context, emu: Emulator, size: int, hashing: str) -> ChildRun:
     return _child(ctx, emu, ctx.file(size), "--hash", hashing)
 
 
+def _emulator_cpu(emu: Emulator) -> float:
+    times = psutil.Process(emu.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _import_counted(ctx: Context, emu: Emulator, size: int, hashing: str) -> tuple[ChildRun, float]:
+    """An import, and the CPU seconds the emulator spent meanwhile (it shares the cores)."""
+    before = _emulator_cpu(emu)
+    run = _import(ctx, emu, size, hashing)
+    return run, _emulator_cpu(emu) - before
+
+
 def _sha256(ctx: Context, size: int) -> str:
     digest = hashlib.sha256()
     with ctx.file(size).open("rb") as handle:
@@ -57,14 +72,20 @@ def run(ctx: Context) -> list[Figure]:
     expected = _sha256(ctx, size)
     on: list[ChildRun] = []
     off: list[ChildRun] = []
+    emu_on: list[float] = []
+    emu_off: list[float] = []
     with ctx.emulator("integrity", storage="discard") as emu:
         _import(ctx, emu, size, "on")  # warm-up: page cache, imports, first connections
         for _ in range(ctx.reps):
-            off.append(_import(ctx, emu, size, "off"))
-            on.append(_import(ctx, emu, size, "on"))
+            run, emu_cpu = _import_counted(ctx, emu, size, "off")
+            off.append(run)
+            emu_off.append(emu_cpu)
+            run, emu_cpu = _import_counted(ctx, emu, size, "on")
+            on.append(run)
+            emu_on.append(emu_cpu)
     if any(r.output["sha256"] != expected for r in on):
         raise RuntimeError("an import reported a SHA-256 that is not the file's")
-    figures = _hashing_figures(size, on, off)
+    figures = _hashing_figures(size, on, off) + _cpu_bound_figures(size, on, off, emu_on, emu_off)
     return figures + _capped_figures(ctx, size) + _verify_figures(ctx, size, expected)
 
 
@@ -167,5 +188,48 @@ def _hashing_figures(size: int, on: list[ChildRun], off: list[ChildRun]) -> list
             "s/GiB",
             [r.output["cpu_seconds"] / gib for r in off],
             notes="all threads of the importing process, around import_file",
+        ),
+    ]
+
+
+def _cpu_bound_figures(
+    size: int, on: list[ChildRun], off: list[ChildRun], emu_on: list[float], emu_off: list[float]
+) -> list[Figure]:
+    """Whether the loopback import leaves a core free for the hash, and what follows if not.
+
+    ``busy`` is the CPU the importing process and the emulator used together, over the wall
+    time times the cores: near 1, the machine had no idle core to hide the hashing thread
+    in, and the throughput can at best fall by the share of CPU that hashing adds, which is
+    the ``ceiling`` figure (total CPU per GiB without hashing over total CPU with it).
+    """
+    cores = os.cpu_count() or 1
+    gib = size / GiB
+    busy_off = [
+        (r.output["cpu_seconds"] + e) / (r.output["seconds"] * cores)
+        for r, e in zip(off, emu_off, strict=True)
+    ]
+    total_on = [(r.output["cpu_seconds"] + e) / gib for r, e in zip(on, emu_on, strict=True)]
+    total_off = [(r.output["cpu_seconds"] + e) / gib for r, e in zip(off, emu_off, strict=True)]
+    return [
+        Figure(
+            "integrity",
+            "emulator CPU per GiB (storage=discard)",
+            "s/GiB",
+            [e / gib for e in emu_off],
+            notes="the receiving side, on the same cores as the client",
+        ),
+        Figure(
+            "integrity",
+            "cores busy during an unhashed import (client + emulator)",
+            "x",
+            busy_off,
+            notes=f"CPU of both processes / (wall time x {cores} cores)",
+        ),
+        Figure(
+            "integrity",
+            "CPU-bound ceiling of the kept ratio (total CPU off / on)",
+            "x",
+            ratios(total_off, total_on),
+            notes="what the kept ratio can reach when no core is idle",
         ),
     ]

@@ -120,6 +120,7 @@ def run(ctx: Context) -> list[Figure]:
     gib = size / GiB
     lib, curl, lib_cpu, curl_cpu, lag = [], [], [], [], []
     proxied, proxied_cpu, proxy_cpu, uv_cpu, uv_lag = [], [], [], [], []
+    plain, plain_cpu = [], []
     has_uvloop = importlib.util.find_spec("uvloop") is not None
     has_proxy = importlib.util.find_spec("proxy") is not None
     proxy_or_none = ForwardProxy(ctx.scratch / "proxy") if has_proxy else None
@@ -137,6 +138,9 @@ def run(ctx: Context) -> list[Figure]:
             lib.append(size / child.output["seconds"] / 1e6)
             lib_cpu.append(child.output["cpu_seconds"] / gib)
             lag.append(child.output["lag"]["p99_ms"])
+            bare = import_tls(ctx, emu, path, "--no-checksum")  # no SHA-256, as curl
+            plain.append(size / bare.output["seconds"] / 1e6)
+            plain_cpu.append(bare.output["cpu_seconds"] / gib)
             if proxy is not None:
                 before = proxy.cpu_seconds()
                 through = import_tls(ctx, emu, path, "--proxy", proxy.url)
@@ -147,9 +151,12 @@ def run(ctx: Context) -> list[Figure]:
                 uv = import_tls(ctx, emu, path, "--uvloop")
                 uv_cpu.append(uv.output["cpu_seconds"] / gib)
                 uv_lag.append(uv.output["lag"]["p99_ms"])
-    where = f"{fmt_size(size)} over TLS 1.3, default settings (16 MiB chunks, concurrency 8)"
+    where = f"{fmt_size(size)} over TLS 1.3, default settings (16 MiB chunks, auto, SHA-256 on)"
     to_curl = ratios(lib, curl)
     cpu_ratio = ratios(lib_cpu, curl_cpu)
+    plain_to_curl = ratios(plain, curl)
+    plain_cpu_ratio = ratios(plain_cpu, curl_cpu)
+    like_curl = "checksum=False: no SHA-256, like curl"
     figures = [
         Figure("9", "TLS import, library", "MB/s", lib, notes=where),
         Figure("9", "TLS: curl --form of the same file", "MB/s", curl, notes="one POST"),
@@ -160,6 +167,24 @@ def run(ctx: Context) -> list[Figure]:
             "9", "TLS CPU ratio library / curl", "x", cpu_ratio, "<= 1.5", at_most(cpu_ratio, 1.5)
         ),
         Figure("9", "TLS event-loop lag p99", "ms", lag, "<= 10 ms", at_most(lag, 10.0), where),
+        Figure("9", "TLS import without SHA-256", "MB/s", plain, notes=like_curl),
+        Figure(
+            "9",
+            "TLS ratio library without SHA-256 / curl",
+            "x",
+            plain_to_curl,
+            ">= 0.8",
+            at_least(plain_to_curl, 0.8),
+        ),
+        Figure("9", "TLS client CPU per GiB without SHA-256", "s/GiB", plain_cpu, notes=like_curl),
+        Figure(
+            "9",
+            "TLS CPU ratio library without SHA-256 / curl",
+            "x",
+            plain_cpu_ratio,
+            "<= 1.5",
+            at_most(plain_cpu_ratio, 1.5),
+        ),
     ]
     if proxied:
         cost = ratios(proxied, lib)

@@ -94,6 +94,7 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
             state_dir=args.state_dir,
             concurrency=args.concurrency,
             limit_rate=args.limit_rate,
+            checksum=not args.no_checksum,
             **network,
         ) as kore:
             samples: list[tuple[float, int]] = []
@@ -159,6 +160,9 @@ def main() -> None:
     parser.add_argument("--state-dir", default=None)
     parser.add_argument("--ca-bundle", default=None, help="for an https:// emulator")
     parser.add_argument("--proxy", default=None, help="a proxy on loopback")
+    parser.add_argument(
+        "--no-checksum", action="store_true", help="skip the SHA-256 (as curl does)"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     args = parser.parse_args()
     loopback = ("127.0.0.1", "[::1]", "localhost")

@@ -1,6 +1,6 @@
 """One import (with or without SHA-256), verify or export in this process; prints JSON.
 
-``--hash off`` swaps the upload's trailing hasher for a stand-in that hashes nothing, so
+``--hash off`` imports with ``checksum=False`` (the setting users have to skip hashing), so
 the same import can be timed with and without its SHA-256. With hashing on, the hashing
 thread's own CPU time is reported beside the whole process's. ``--verify MODEL_ID``
 compares the model with the file instead; ``--export MODEL_ID`` downloads it to the path.
@@ -16,29 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from kore_models import KoreClient
-from kore_models.transfer import upload
 from kore_models.transfer.hashing import HashResult, TrailingHasher
-
-
-class NoHashing(TrailingHasher):
-    """A hasher that never reads: the import runs exactly as without one."""
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def mark_read(self, start: int, end: int) -> None:
-        """Nothing to track."""
-
-    async def digest(self) -> HashResult:
-        return HashResult(sha256="0" * 64, size=self.size, cpu_seconds=0.0, seconds=0.0)
 
 
 async def _import(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.path)
     hashed: list[HashResult] = []
-    if args.hash == "off":
-        vars(upload)["TrailingHasher"] = NoHashing
-    else:
+    if args.hash == "on":
         digest = TrailingHasher.digest
 
         async def recording_digest(self: TrailingHasher) -> HashResult:
@@ -49,7 +33,9 @@ async def _import(args: argparse.Namespace) -> dict[str, Any]:
 
         TrailingHasher.digest = recording_digest  # type: ignore[method-assign]
     cpu0, t0 = time.process_time(), time.perf_counter()
-    async with KoreClient(host=args.host, api_key=args.key, state_dir=args.state_dir) as kore:
+    async with KoreClient(
+        host=args.host, api_key=args.key, state_dir=args.state_dir, checksum=args.hash == "on"
+    ) as kore:
         if args.verify:
             checked = await kore.models.verify(args.verify, path)
             return {

@@ -41,7 +41,10 @@ class ImportResult(_Result):
     seconds: float = Field(description="Wall time of this run")
     resumed: bool = Field(description="True when an earlier run's session was reused")
     job: JobDocument | None = Field(default=None, description="The final job document")
-    sha256: str = Field(description="SHA-256 (hex) of the bytes sent: sha256sum of the file")
+    sha256: str | None = Field(
+        description="SHA-256 (hex) of the bytes sent: sha256sum of the file "
+        "(None with checksum=False)"
+    )
 
 
 class DownloadResult(_Result):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,3 +83,52 @@ async def test_the_cli_prints_the_sha256_in_json_and_in_the_summary(
     code, stdout = await asyncio.to_thread(cli_import, emu, state, str(second))
     assert code == 0, stdout
     assert f"sha256 {sha256sum(second)}" in stdout
+
+
+def hashing_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "kore-sha256")
+
+
+@pytest.mark.parametrize("where", ["setting", "call"])
+async def test_checksum_off_hashes_nothing_and_reports_no_sha256(
+    where: str,
+    clients: ClientFactory,
+    ctl: EmuControl,
+    write_tar: Callable[[int], Path],
+) -> None:
+    source = write_tar(6 * CHUNK + 7)
+    seen: list[int] = []
+
+    def on_progress(event: ProgressEvent) -> None:
+        seen.append(hashing_threads())
+
+    if where == "setting":
+        kore = clients(checksum=False)
+        result = await kore.models.import_file(source, on_progress=on_progress)
+    else:
+        kore = clients()
+        result = await kore.models.import_file(source, on_progress=on_progress, checksum=False)
+    assert result.sha256 is None
+    assert seen and max(seen) == 0  # no hashing thread ran at any point of the import
+    await ctl.assert_stored(result.model_id, source)  # the bytes still arrived whole
+    assert result.model_dump(by_alias=True, mode="json")["sha256"] is None
+
+
+async def test_the_cli_no_checksum_prints_no_sha256_and_verify_still_proves_the_model(
+    emu: RunningEmulator,
+    tmp_path: Path,
+    write_tar: Callable[[int], Path],
+    sha256sum: Callable[[Path], str],
+) -> None:
+    source = write_tar(4 * CHUNK)
+    state = tmp_path / "state"
+    code, stdout = await asyncio.to_thread(
+        cli_import, emu, state, "--json", "--no-checksum", "--verify", str(source)
+    )
+    assert code == 0, stdout
+    row = json.loads(stdout)
+    assert row["sha256"] is None
+    assert row["verified"] is True  # verify hashed the local file itself
+    code, stdout = await asyncio.to_thread(cli_import, emu, state, "--no-checksum", str(source))
+    assert code == 0, stdout
+    assert "sha256" not in stdout

@@ -41,6 +41,7 @@ class ImportOptions:
     as_tar: bool = False
     skip_existing: bool = False
     verify: bool = False
+    checksum: bool = True
 
 
 def _label(path: Path) -> str:
@@ -278,7 +279,11 @@ async def _run_imports(
     single = manifest is None and len(entries) == 1
     state: StateFile | None = None
     # One client, so every file of the run shares one concurrency controller and rate cap.
-    async with g.client(chunk_size=options.chunk_size, concurrency=options.concurrency) as kore:
+    async with g.client(
+        chunk_size=options.chunk_size,
+        concurrency=options.concurrency,
+        checksum=None if options.checksum else False,
+    ) as kore:
         if manifest is not None:  # every entry checked before the first upload
             state = await asyncio.to_thread(StateFile(state_path_for(manifest)).load)
             await asyncio.to_thread(_check_manifest_files, kore, entries, state, options)
@@ -334,6 +339,11 @@ async def _run_imports(
     help="After the job succeeds, export the model and check its SHA-256 (exit 11 if not equal).",
 )
 @click.option(
+    "--no-checksum",
+    is_flag=True,
+    help="Do not compute the SHA-256 of what is sent (saves about 0.6-0.9 CPU-s per GiB).",
+)
+@click.option(
     "--parallel-files",
     type=click.IntRange(1, 64),
     default=1,
@@ -373,6 +383,7 @@ def import_command(
     no_resume: bool,
     skip_existing: bool,
     verify: bool,
+    no_checksum: bool,
     parallel_files: int,
     manifest: Path | None,
     shard: Shard | None,
@@ -419,6 +430,7 @@ def import_command(
         as_tar=as_tar,
         skip_existing=skip_existing,
         verify=verify,
+        checksum=not no_checksum,
     )
     if dry_run and manifest is not None:
         raise click.UsageError("--dry-run takes paths, not --manifest")

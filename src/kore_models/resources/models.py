@@ -147,6 +147,7 @@ class Models:
         exclude: Sequence[str] = (),
         include: Sequence[str] = (),
         as_tar: bool = False,
+        checksum: bool | None = None,
     ) -> ImportResult:
         """Import a model file: plan, start a session, upload chunks, complete, await the job.
 
@@ -162,8 +163,12 @@ class Models:
         other transfer of the client. ``job_timeout`` is a hard deadline for the
         server's job after the upload (the upload itself is bounded by retries and the
         stall timeout). With ``resume`` an interrupted import continues from its journal.
+        ``checksum=False`` skips the SHA-256 of what is sent (``ImportResult.sha256`` is
+        then None); without it the client's setting decides (on by default).
         """
-        settings = self._transport.settings.replace(chunk_size=chunk_size, concurrency=concurrency)
+        settings = self._transport.settings.replace(
+            chunk_size=chunk_size, concurrency=concurrency, checksum=checksum
+        )
         return await import_file(
             self._files,
             self._dock,

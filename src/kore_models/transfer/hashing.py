@@ -42,12 +42,14 @@ __all__ = [
     "FileByteSource",
     "HashCancelled",
     "HashResult",
+    "NoHashing",
     "ReadFrontier",
     "SizedReader",
     "TrailingHasher",
     "hasher_for",
     "sha256_of_file",
     "sha256_of_source",
+    "upload_hasher",
 ]
 
 HASH_BLOCK = 1024 * 1024
@@ -357,6 +359,29 @@ class TrailingHasher:
             cpu_seconds=time.thread_time() - cpu_start,
             seconds=time.monotonic() - wall_start,
         )
+
+
+class NoHashing:
+    """Stands in for :class:`TrailingHasher` when hashing is off (``checksum=False``):
+    it reads nothing and its digest is None."""
+
+    def __enter__(self) -> NoHashing:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def mark_read(self, start: int, end: int) -> None:
+        """Nothing to follow."""
+
+    async def digest(self) -> None:
+        """No digest: nothing was hashed."""
+        return None
+
+
+def upload_hasher(source: UploadSource, *, checksum: bool) -> TrailingHasher | NoHashing:
+    """What hashes an import of ``source``: a trailing hasher, or nothing when switched off."""
+    return hasher_for(source) if checksum else NoHashing()
 
 
 def hasher_for(source: UploadSource) -> TrailingHasher:

@@ -40,7 +40,7 @@ from ..errors import JobFailedError, KoreError, UploadError
 from ..results import ImportResult
 from ..settings import Settings
 from ..types import JobDocument
-from .hashing import TrailingHasher, hasher_for
+from .hashing import NoHashing, TrailingHasher, upload_hasher
 from .journal import Fingerprint, Journal, JournalRecord, journal_path
 from .local_state import RunLock, check_writable_dir
 from .pacing import Pacer
@@ -164,7 +164,7 @@ async def _run_import(
         )
     )
     async with RunLock(journal.path, doing=f"importing {file_path} to {settings.host}"):
-        with hasher_for(source) as hasher:
+        with upload_hasher(source, checksum=settings.checksum) as hasher:
             return await _import_locked(
                 files,
                 dock_status,
@@ -192,7 +192,7 @@ async def _import_locked(
     plan: ChunkPlan,
     tracker: ProgressTracker,
     journal: Journal,
-    hasher: TrailingHasher,
+    hasher: TrailingHasher | NoHashing,
     *,
     is_adapter: bool,
     resume: bool,
@@ -330,7 +330,7 @@ async def _import_locked(
         seconds=time.monotonic() - started,
         resumed=resumed,
         job=final,
-        sha256=hashed.sha256,
+        sha256=hashed.sha256 if hashed is not None else None,
     )
     if on_done is not None:
         await on_done(file_path, fingerprint, result)
