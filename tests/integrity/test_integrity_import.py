@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,7 @@ from click.testing import CliRunner
 
 from kore_models.cli import cli
 from kore_models.emulator import RunningEmulator
+from kore_models.transfer.hashing import UPLOAD_HASHER_NICENESS
 from kore_models.transfer.progress import ProgressEvent
 from tests.support.transfer import CHUNK, KEY, ClientFactory, EmuControl
 
@@ -109,7 +113,8 @@ async def test_checksum_off_hashes_nothing_and_reports_no_sha256(
         kore = clients()
         result = await kore.models.import_file(source, on_progress=on_progress, checksum=False)
     assert result.sha256 is None
-    assert seen and max(seen) == 0  # no hashing thread ran at any point of the import
+    assert seen
+    assert max(seen) == 0  # no hashing thread ran at any point of the import
     await ctl.assert_stored(result.model_id, source)  # the bytes still arrived whole
     assert result.model_dump(by_alias=True, mode="json")["sha256"] is None
 
@@ -132,3 +137,23 @@ async def test_the_cli_no_checksum_prints_no_sha256_and_verify_still_proves_the_
     code, stdout = await asyncio.to_thread(cli_import, emu, state, "--no-checksum", str(source))
     assert code == 0, stdout
     assert "sha256" not in stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+async def test_the_import_hashing_thread_runs_below_the_event_loop(
+    clients: ClientFactory, write_tar: Callable[[int], Path]
+) -> None:
+    source = write_tar(8 * CHUNK)
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: set[int] = set()
+
+    def on_progress(event: ProgressEvent) -> None:
+        for thread in threading.enumerate():
+            if thread.name == "kore-sha256" and thread.native_id is not None:
+                with contextlib.suppress(OSError):  # the thread may just have ended
+                    seen.add(os.getpriority(os.PRIO_PROCESS, thread.native_id))
+
+    result = await clients(concurrency=2).models.import_file(source, on_progress=on_progress)
+    assert result.sha256 is not None
+    assert seen == {min(19, loop_nice + UPLOAD_HASHER_NICENESS)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice
