@@ -157,6 +157,7 @@ async def test_a_local_digest_the_caller_knows_is_not_recomputed(
     source = write_tar(3 * CHUNK)
     imported = await kore.models.import_file(source)
     assert imported.model_id is not None
+    assert imported.sha256 is not None
     other = write_tar(3 * CHUNK)  # different bytes: only the given digest can match
     result = await kore.models.verify(
         imported.model_id, other, local_sha256=imported.sha256.upper()
