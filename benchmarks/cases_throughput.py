@@ -114,7 +114,7 @@ def run(ctx: Context) -> list[Figure]:
     ctx.shared["loopback_limit_mb_s"] = sorted(limit)[len(limit) // 2]
     ctx.shared["loopback_library_runs"] = runs
     ctx.shared["loopback_size"] = size
-    where = f"{fmt_size(size)}, default settings (16 MiB chunks, concurrency 8)"
+    where = f"{fmt_size(size)}, default settings (16 MiB chunks, concurrency auto, SHA-256 on)"
     to_limit = ratios(lib, limit)
     to_recipe = ratios(lib, recipe)
     with_split = [size / 1e6 / (size / 1e6 / r + split_seconds) for r in recipe]

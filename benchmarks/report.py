@@ -32,7 +32,7 @@ CASES = {
 
 CASE_TEXT = """\
 1. **Loopback throughput** — a 1 GiB file imported with default settings (16 MiB chunks,
-   concurrency 8) into the emulator (storage=discard) running in a separate process. The limit
+   concurrency auto, SHA-256 on) into the emulator (storage=discard) running in a separate process. The limit
    is one `curl --form file=@F` POST of the whole file as a single chunk into the same emulator;
    the recipe is the docs' way: `split -b 16M`, then one curl per part, in order.
 2. **Emulated WAN** — the emulator adds 50 ms per request and caps each connection at 20 MB/s;
@@ -58,11 +58,12 @@ CASE_TEXT = """\
 9. **Over TLS** — the same 1 GiB import into an emulator serving HTTPS (`--tls`, TLS 1.3),
    against `curl --form` of the same file with `--cacert` in the same repetition; client CPU
    per GiB of both (curl's from wait4); event-loop lag p99 of the TLS import; the import again
-   through a forward proxy (proxy.py, a CONNECT tunnel) and, if installed, on uvloop. Only
+   without SHA-256 (`checksum=False`, as curl); through a forward proxy (proxy.py, a CONNECT tunnel) and, if installed, on uvloop. Only
    case 9 runs over TLS; cases 1-8 use plain http on loopback.
-integrity. **SHA-256 of every import** — 1 GiB imports with the trailing hasher on and off
-   (a stand-in that hashes nothing), alternated: both throughputs and their ratio, the hashing
-   thread's CPU per GiB beside the whole import's; the same pairs with the emulator capped at
+integrity. **SHA-256 of every import** — 1 GiB imports with hashing on and off
+   (`checksum=False`), alternated: both throughputs and their ratio, the hashing thread's CPU
+   per GiB beside the whole import's, the emulator's CPU, how busy the two cores were and the
+   ratio the CPU alone allows; the same pairs with the emulator capped at
    25 MB/s per connection (network-bound); `verify` (download hashed, not written) against
    `export_to_file` of the same model.
 autotune. **Self-tuning** — `concurrency="auto"` against fixed 1, 2, 4, 8, 16, 32 on four emulator

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from kore_models.cli.commands_import import human_line
+from kore_models.cli.import_report import human_line
 from kore_models.cli.params import parse_byte_size
 
 RunCli = Callable[..., Result]

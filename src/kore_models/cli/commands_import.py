@@ -13,18 +13,18 @@ import click
 from ..client import KoreClient
 from ..errors import ConfigurationError, LocalFileError, NotFoundError
 from ..ledger import previous_import
-from ..results import ImportResult
 from ..toolkit import regular_file_fingerprint
 from .context import Globals, get_globals, run_command
 from .dry_run import dry_run as run_dry
 from .errors import EXIT_OK, describe
+from .import_report import human_line, import_row, label_of, summarise
 from .manifest import Entry, StateFile, parse_manifest, state_path_for
 from .options import command
-from .output import Output, human_bytes, human_rate
+from .output import Output, human_bytes
 from .params import CHUNK_SIZE, SHARD, Shard
 from .progress import ProgressDisplay, pick_mode
 
-__all__ = ["human_line", "import_command", "import_row"]
+__all__ = ["import_command"]
 
 
 @dataclass(frozen=True)
@@ -42,51 +42,6 @@ class ImportOptions:
     skip_existing: bool = False
     verify: bool = False
     checksum: bool = True
-
-
-def _label(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def import_row(path: Path, is_adapter: bool, result: ImportResult) -> dict[str, Any]:
-    """The JSON object of one finished import: which file, then the result's camelCase dump."""
-    return {
-        "path": str(path),
-        "isAdapter": is_adapter,
-        **result.model_dump(by_alias=True, mode="json", exclude={"job"}),
-    }
-
-
-def human_line(row: dict[str, Any], label: str) -> str | None:
-    if row.get("skipped"):
-        return (
-            f"skipped {label}: already imported as model {row.get('modelId')} "
-            f"({row.get('status') or 'unknown'})"
-        )
-    if "error" in row:
-        return None
-    size = f"{human_bytes(row['bytes'])} in {row['seconds']:.1f} s"
-    rate = human_rate(row["bytesSent"], row["seconds"])
-    resumed = (
-        f", resumed: {row['chunksResumed']} chunks were already on the server, "
-        f"{human_bytes(row['bytesSent'])} sent now"
-        if row["resumed"]
-        else ""
-    )
-    retries = f", {row['retries']} retries" if row["retries"] else ""
-    if row["status"] == "SUCCESS":
-        head = f"imported {label}: model {row['modelId']} (job {row['dockStatusId']} SUCCESS)"
-    else:
-        head = (
-            f"uploaded {label}: model {row['modelId']}, the server is processing it "
-            f"(check: kore-models status {row['dockStatusId']})"
-        )
-    digest = f", sha256 {row['sha256']}" if row.get("sha256") else ""
-    verified = ", verified on the server" if row.get("verified") else ""
-    return f"{head}, {size} ({rate}{resumed}{retries}){digest}{verified}"
 
 
 class _Run:
@@ -165,7 +120,7 @@ class _Run:
 
     async def one(self, entry: Entry) -> dict[str, Any]:
         """Import ``entry``; failures become a row with ``error`` (unless raise_errors)."""
-        label = _label(entry.path)
+        label = label_of(entry.path)
         try:
             skipped = await self._already_done(entry)
             if skipped is not None:
@@ -252,20 +207,6 @@ def _check_manifest_files(
         )
 
 
-def _summary(rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    codes = [int(r.get("exitCode", EXIT_OK)) for r in rows]
-    done = [r for r in rows if "error" not in r and not r.get("skipped")]
-    return {
-        "files": len(rows),
-        "imported": len(done),
-        "skipped": sum(1 for r in rows if r.get("skipped")),
-        "failed": sum(1 for r in rows if "error" in r),
-        "bytes": sum(int(r.get("bytes", 0)) for r in done),
-        "seconds": round(seconds, 3),
-        "exitCode": max(codes, default=EXIT_OK),
-    }
-
-
 async def _run_imports(
     g: Globals,
     out: Output,
@@ -290,12 +231,12 @@ async def _run_imports(
         with ProgressDisplay(out, pick_mode(out, g.progress)) as display:
             run = _Run(kore, out, display, options, state, raise_errors=single)
             rows = await run.all(entries, parallel)
-    labels = [_label(e.path) for e in entries]
+    labels = [label_of(e.path) for e in entries]
     lines = [line for row, lab in zip(rows, labels, strict=True) if (line := human_line(row, lab))]
     if single:
         out.result(rows[0], lines)
         return EXIT_OK
-    summary = _summary(rows, time.monotonic() - started)
+    summary = summarise(rows, time.monotonic() - started)
     document: dict[str, Any] = {"imports": rows, "summary": summary}
     if manifest is not None:
         document["manifest"] = str(manifest)
