@@ -174,7 +174,10 @@ def run_import(ctx: Context) -> list[Figure]:
     finally:
         tar_file.unlink(missing_ok=True)
     to_file = ratios(folder_rates, tar_rates)
-    where = f"{fmt_size(size)} in {SHARDS} files, default settings (16 MiB chunks, concurrency auto, SHA-256 on)"
+    where = (
+        f"{fmt_size(size)} in {SHARDS} files, default settings "
+        "(16 MiB chunks, concurrency auto, SHA-256 on)"
+    )
     return [
         Figure("8", "folder import throughput", "MB/s", folder_rates, notes=where),
         Figure("8", "same bytes as one tar file", "MB/s", tar_rates, notes="same run"),

@@ -32,9 +32,10 @@ CASES = {
 
 CASE_TEXT = """\
 1. **Loopback throughput** — a 1 GiB file imported with default settings (16 MiB chunks,
-   concurrency auto, SHA-256 on) into the emulator (storage=discard) running in a separate process. The limit
-   is one `curl --form file=@F` POST of the whole file as a single chunk into the same emulator;
-   the recipe is the docs' way: `split -b 16M`, then one curl per part, in order.
+   concurrency auto, SHA-256 on) into the emulator (storage=discard) running in a separate
+   process. The limit is one `curl --form file=@F` POST of the whole file as a single chunk
+   into the same emulator; the recipe is the docs' way: `split -b 16M`, then one curl per
+   part, in order.
 2. **Emulated WAN** — the emulator adds 50 ms per request and caps each connection at 20 MB/s;
    a 512 MiB file at concurrency 1, 2, 4, 8, 16 against the ideal min(c x 20 MB/s, loopback
    limit), and at 8 against a sequential uploader in plain aiohttp that reads each part whole
@@ -58,8 +59,9 @@ CASE_TEXT = """\
 9. **Over TLS** — the same 1 GiB import into an emulator serving HTTPS (`--tls`, TLS 1.3),
    against `curl --form` of the same file with `--cacert` in the same repetition; client CPU
    per GiB of both (curl's from wait4); event-loop lag p99 of the TLS import; the import again
-   without SHA-256 (`checksum=False`, as curl); through a forward proxy (proxy.py, a CONNECT tunnel) and, if installed, on uvloop. Only
-   case 9 runs over TLS; cases 1-8 use plain http on loopback.
+   without SHA-256 (`checksum=False`, as curl); through a forward proxy (proxy.py, a CONNECT
+   tunnel) and, if installed, on uvloop. Only case 9 runs over TLS; cases 1-8 use plain http
+   on loopback.
 integrity. **SHA-256 of every import** — 1 GiB imports with hashing on and off
    (`checksum=False`), alternated: both throughputs and their ratio, the hashing thread's CPU
    per GiB beside the whole import's, the emulator's CPU, how busy the two cores were and the
@@ -192,8 +194,9 @@ def write_docs(figures: list[Figure], meta: dict[str, Any], plot: str | None) ->
     parts = [
         "## How to run them",
         "",
-        "`make bench` (about 7-10 minutes) runs every case; `make bench-quick` (under 2 minutes)",
-        "runs them with smaller files and fewer repetitions. One case or a few:",
+        "`make bench` (about 30 minutes: 1791 s on 2026-12-02, the autotune case 19 minutes of it)",
+        "runs every case; `make bench-quick` runs them with smaller files and fewer",
+        "repetitions. One case or a few:",
         "`.venv/bin/python -m benchmarks.run --cases 1,4`. The runner starts the emulator on",
         "127.0.0.1 in its own process, writes test files to /dev/shm (or `benchmarks/data/`,",
         "never committed) and writes `benchmarks/results/latest.json`, `latest.md` and",
