@@ -58,8 +58,9 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skipped
 
 
-def imported_layers(path: Path, root: Path = PACKAGE) -> set[str]:
-    """The top-level kore_models modules that ``path`` imports at run time."""
+def imported_modules(path: Path, root: Path = PACKAGE) -> set[str]:
+    """The dotted kore_models modules (below the package) that ``path`` imports at run time;
+    ``__init__`` stands for the package root."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skipped = _type_checking_nodes(tree)
     package_parts = path.relative_to(root).parent.parts
@@ -67,24 +68,31 @@ def imported_layers(path: Path, root: Path = PACKAGE) -> set[str]:
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(package_parts[: len(package_parts) - (node.level - 1)])
-                target = base + (node.module.split(".") if node.module else [])
-                if not target:
-                    found.update(alias.name for alias in node.names)
-                    found.add("__init__")
-                else:
-                    found.add(target[0])
-            elif node.module == "kore_models":
-                found.add("__init__")
-            elif node.module and node.module.startswith("kore_models."):
-                found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("kore_models."):
-                    found.add(alias.name.split(".")[1])
+        if isinstance(node, ast.Import):
+            found.update(
+                alias.name.split(".", 1)[1]
+                for alias in node.names
+                if alias.name.startswith("kore_models.")
+            )
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = list(package_parts[: len(package_parts) - (node.level - 1)])
+            target = base + (node.module.split(".") if node.module else [])
+            if not target:  # from .. import x: x is a top-level module (or a name of the root)
+                found.update(alias.name for alias in node.names)
+        elif node.module and node.module.split(".")[0] == "kore_models":
+            target = node.module.split(".")[1:]
+        else:
+            continue
+        found.add(".".join(target) or "__init__")
     return found
+
+
+def imported_layers(path: Path, root: Path = PACKAGE) -> set[str]:
+    """The top-level kore_models modules that ``path`` imports at run time."""
+    return {module.split(".")[0] for module in imported_modules(path, root)}
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -120,26 +128,6 @@ PUBLIC_MODULES = {
     "types",
     "units",
 }
-
-
-def imported_modules(path: Path, root: Path = PACKAGE) -> set[str]:
-    """The dotted kore_models modules (below the package) that ``path`` imports at run time."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = _type_checking_nodes(tree)
-    package_parts = path.relative_to(root).parent.parts
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped or not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            base = list(package_parts[: len(package_parts) - (node.level - 1)])
-            target = base + (node.module.split(".") if node.module else [])
-        elif node.module and node.module.split(".")[0] == "kore_models":
-            target = node.module.split(".")[1:]
-        else:
-            continue
-        found.add(".".join(target) or "__init__")
-    return found
 
 
 CLI_MODULES = sorted((PACKAGE / "cli").rglob("*.py"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import concurrent.futures
+import contextlib
 import hashlib
 import inspect
 import os
@@ -62,16 +63,13 @@ thread has its own nice value): when the cores are short, the loop that feeds th
 goes first and the hasher, which only trails it, catches up when the upload is done."""
 
 
-def lower_this_threads_priority(step: int) -> bool:
-    """Raise the calling thread's nice value by ``step`` (Linux only); True if it worked."""
+def lower_this_threads_priority(step: int) -> None:
+    """Raise the calling thread's nice value by ``step`` (Linux only; best effort)."""
     if step <= 0 or not sys.platform.startswith("linux"):
-        return False
-    try:
-        tid = threading.get_native_id()
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + step)
-    except OSError:
-        return False
-    return True
 
 
 @runtime_checkable
